@@ -1,0 +1,566 @@
+//! Configuration: a typed builder, and `from_env` with the seed's variable names.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `JWT_SECRET_KEY` | HMAC secret (at least 32/48/64 bytes for HS256/384/512) | none: required |
+//! | `JWT_ALGORITHM` | `HS256`, `HS384` or `HS512` | `HS256` |
+//! | `JWT_ACCESS_TOKEN_EXPIRE_MINUTES` | access token lifetime | 30 |
+//! | `JWT_REFRESH_TOKEN_EXPIRE_DAYS` | refresh token lifetime | 7 |
+//! | `JWT_AUDIENCE` | `aud` written into new tokens | none |
+//! | `JWT_ISSUER` | `iss` written into new tokens and required on incoming ones | none |
+//! | `JWT_ALLOWED_AUDIENCES` | comma-separated `aud` values accepted (defaults to `JWT_AUDIENCE`) | none |
+//! | `JWT_LEEWAY_SECONDS` | clock skew allowed on `exp`/`nbf` | 5 |
+//! | `DATABASE_URL` | token store (`sqlite://path.db`, `sqlite::memory:`, `memory:`) | none |
+//! | `FASTCORE_ENV` / `APP_ENV` / `ENVIRONMENT` | `production` forbids generated secrets | development |
+
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, Result};
+
+/// Where the process runs. Only `Production` changes behaviour: it forbids
+/// generating a throw-away signing secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    /// Local work and tests.
+    #[default]
+    Development,
+    /// A deployment that real users reach.
+    Production,
+}
+
+impl Environment {
+    /// The variables consulted, in order, by [`Environment::from_lookup`].
+    pub const VARIABLES: [&'static str; 3] = ["FASTCORE_ENV", "APP_ENV", "ENVIRONMENT"];
+
+    /// `Production` if any of [`Environment::VARIABLES`] says `production` or `prod`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let production = Self::VARIABLES.iter().any(|name| {
+            lookup(name).is_some_and(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "production" || v == "prod"
+            })
+        });
+        if production {
+            Environment::Production
+        } else {
+            Environment::Development
+        }
+    }
+}
+
+/// The validated configuration of a [`Security`](crate::Security) handle.
+///
+/// Build it with [`SecurityConfig::builder`] or [`SecurityConfig::from_env`].
+/// Its `Debug` output never shows the secret.
+#[derive(Clone)]
+pub struct SecurityConfig {
+    pub(crate) secret: SecretString,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) refresh_token_ttl: Duration,
+    pub(crate) audience: Option<String>,
+    pub(crate) issuer: Option<String>,
+    pub(crate) allowed_audiences: Vec<String>,
+    pub(crate) leeway: Duration,
+    pub(crate) database_url: Option<String>,
+    pub(crate) environment: Environment,
+    pub(crate) generated_secret: bool,
+    pub(crate) max_token_bytes: usize,
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("secret", &"[redacted]")
+            .field("algorithm", &self.algorithm)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
+            .field("audience", &self.audience)
+            .field("issuer", &self.issuer)
+            .field("allowed_audiences", &self.allowed_audiences)
+            .field("leeway", &self.leeway)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("environment", &self.environment)
+            .field("generated_secret", &self.generated_secret)
+            .finish()
+    }
+}
+
+impl SecurityConfig {
+    /// Starts a builder with the seed's defaults (HS256, 30 minutes, 7 days).
+    pub fn builder() -> SecurityConfigBuilder {
+        SecurityConfigBuilder::default()
+    }
+
+    /// Reads the process environment (see the module docs for the names).
+    ///
+    /// Fails with [`Error::Config`] naming the variable when a value is
+    /// missing or unusable; never falls back silently to an unsafe default.
+    pub fn from_env() -> Result<Self> {
+        Self::builder_from_lookup(|name| std::env::var(name).ok())?.build()
+    }
+
+    /// Like [`SecurityConfig::from_env`] but returns the builder, so a caller
+    /// (the server's `--dev-secret` flag, a test) can adjust it before `build`.
+    pub fn builder_from_env() -> Result<SecurityConfigBuilder> {
+        Self::builder_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds a configuration from any name -> value lookup with the same
+    /// names as [`SecurityConfig::from_env`]; handy for tests and for
+    /// configuration that comes from files rather than the environment.
+    pub fn builder_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<SecurityConfigBuilder> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let mut b = SecurityConfig::builder().environment(Environment::from_lookup(&lookup));
+        if let Some(secret) = lookup("JWT_SECRET_KEY").filter(|v| !v.is_empty()) {
+            b = b.secret(secret);
+        }
+        if let Some(alg) = get("JWT_ALGORITHM") {
+            b = b.algorithm(parse_algorithm(&alg)?);
+        }
+        if let Some(v) = get("JWT_ACCESS_TOKEN_EXPIRE_MINUTES") {
+            let minutes = parse_positive("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", &v, 60 * 24 * 365)?;
+            b = b.access_token_ttl(Duration::from_secs(minutes * 60));
+        }
+        if let Some(v) = get("JWT_REFRESH_TOKEN_EXPIRE_DAYS") {
+            let days = parse_positive("JWT_REFRESH_TOKEN_EXPIRE_DAYS", &v, 3650)?;
+            b = b.refresh_token_ttl(Duration::from_secs(days * 86_400));
+        }
+        if let Some(v) = get("JWT_LEEWAY_SECONDS") {
+            let secs = v.trim().parse::<u64>().ok().filter(|s| *s <= 300).ok_or_else(|| {
+                Error::config(format!(
+                    "JWT_LEEWAY_SECONDS must be a whole number of seconds from 0 to 300, got {v:?}"
+                ))
+            })?;
+            b = b.leeway(Duration::from_secs(secs));
+        }
+        if let Some(v) = get("JWT_AUDIENCE") {
+            b = b.audience(v.trim());
+        }
+        if let Some(v) = get("JWT_ISSUER") {
+            b = b.issuer(v.trim());
+        }
+        if let Some(v) = get("JWT_ALLOWED_AUDIENCES") {
+            b = b.allowed_audiences(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            b = b.database_url(v.trim());
+        }
+        Ok(b)
+    }
+
+    /// The signing algorithm of new tokens.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+    /// Lifetime of access tokens.
+    pub fn access_token_ttl(&self) -> Duration {
+        self.access_token_ttl
+    }
+    /// Lifetime of refresh tokens.
+    pub fn refresh_token_ttl(&self) -> Duration {
+        self.refresh_token_ttl
+    }
+    /// `aud` written into new tokens.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+    /// `iss` written into new tokens and required on incoming ones.
+    pub fn issuer(&self) -> Option<&str> {
+        self.issuer.as_deref()
+    }
+    /// `aud` values accepted on incoming tokens.
+    pub fn allowed_audiences(&self) -> &[String] {
+        &self.allowed_audiences
+    }
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+    /// The token store URL, if one was configured.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+    /// The environment this configuration was built for.
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+    /// True when the secret was generated for development (tokens will not
+    /// survive a restart and cannot be shared between instances).
+    pub fn uses_generated_secret(&self) -> bool {
+        self.generated_secret
+    }
+    /// Tokens longer than this are refused before any parsing.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+    pub(crate) fn secret_bytes(&self) -> &[u8] {
+        self.secret.expose_secret().as_bytes()
+    }
+}
+
+/// Builder for [`SecurityConfig`]; `build` checks every value.
+///
+/// ```
+/// use std::time::Duration;
+/// use fastcore_security::SecurityConfig;
+///
+/// let config = SecurityConfig::builder()
+///     .secret("a-very-long-random-secret-of-at-least-32-bytes")
+///     .access_token_ttl(Duration::from_secs(15 * 60))
+///     .audience("my-api")
+///     .issuer("my-auth")
+///     .database_url("sqlite::memory:")
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.audience(), Some("my-api"));
+/// ```
+#[derive(Default)]
+#[must_use]
+pub struct SecurityConfigBuilder {
+    secret: Option<SecretString>,
+    algorithm: Option<Algorithm>,
+    access_token_ttl: Option<Duration>,
+    refresh_token_ttl: Option<Duration>,
+    audience: Option<String>,
+    issuer: Option<String>,
+    allowed_audiences: Option<Vec<String>>,
+    leeway: Option<Duration>,
+    database_url: Option<String>,
+    environment: Environment,
+    generate_dev_secret: bool,
+    max_token_bytes: Option<usize>,
+}
+
+impl std::fmt::Debug for SecurityConfigBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfigBuilder")
+            .field("secret_set", &self.secret.is_some())
+            .field("algorithm", &self.algorithm)
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecurityConfigBuilder {
+    /// The HMAC signing secret (the seed's `JWT_SECRET_KEY`).
+    pub fn secret(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(SecretString::from(secret.into()));
+        self
+    }
+    /// Whether a secret has been given.
+    pub fn has_secret(&self) -> bool {
+        self.secret.is_some()
+    }
+    /// `HS256` (default), `HS384` or `HS512`.
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = Some(algorithm);
+        self
+    }
+    /// Access token lifetime (default 30 minutes).
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = Some(ttl);
+        self
+    }
+    /// Refresh token lifetime (default 7 days).
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = Some(ttl);
+        self
+    }
+    /// `aud` written into new tokens; also accepted on incoming tokens unless
+    /// [`allowed_audiences`](Self::allowed_audiences) says otherwise.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+    /// `iss` written into new tokens and required on incoming ones.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+    /// The `aud` values accepted on incoming tokens.
+    pub fn allowed_audiences(mut self, audiences: impl IntoIterator<Item = String>) -> Self {
+        self.allowed_audiences = Some(audiences.into_iter().collect());
+        self
+    }
+    /// Clock skew tolerated on `exp`/`nbf` (default 5 s, at most 300 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = Some(leeway);
+        self
+    }
+    /// The token store URL used by [`setup_security`](crate::setup_security).
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+    /// Marks the environment; `Production` forbids generated secrets.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+    /// Refuse tokens longer than this many bytes before parsing (default 8 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = Some(bytes);
+        self
+    }
+    /// If no secret is given, generate a random one for this process and log
+    /// a loud warning. Refused when the environment is `Production`.
+    pub fn generate_development_secret(mut self, enabled: bool) -> Self {
+        self.generate_dev_secret = enabled;
+        self
+    }
+
+    /// Checks every value and builds the configuration.
+    pub fn build(self) -> Result<SecurityConfig> {
+        let algorithm = self.algorithm.unwrap_or(Algorithm::HS256);
+        let min_secret = min_secret_bytes(algorithm)?;
+        let (secret, generated_secret) = match self.secret {
+            Some(secret) => {
+                let len = secret.expose_secret().len();
+                if len < min_secret {
+                    return Err(Error::config(format!(
+                        "JWT_SECRET_KEY is {len} bytes long; {algorithm:?} needs at least {min_secret} \
+                         random bytes (for example the output of `openssl rand -base64 {min_secret}`)"
+                    )));
+                }
+                (secret, false)
+            }
+            None if self.generate_dev_secret => {
+                if self.environment == Environment::Production {
+                    return Err(Error::config(
+                        "JWT_SECRET_KEY is not set and the environment is marked production; \
+                         refusing to generate a throw-away secret. Set JWT_SECRET_KEY.",
+                    ));
+                }
+                tracing::warn!(
+                    "JWT_SECRET_KEY is not set: generated a random DEVELOPMENT secret. Tokens \
+                     will stop working when this process exits and cannot be shared with \
+                     other instances. Never run like this in production."
+                );
+                (SecretString::from(random_secret(min_secret.max(64))), true)
+            }
+            None => {
+                return Err(Error::config(
+                    "JWT_SECRET_KEY is not set; give a random secret of at least 32 bytes",
+                ));
+            }
+        };
+        let access_token_ttl = self
+            .access_token_ttl
+            .unwrap_or(Duration::from_secs(30 * 60));
+        let refresh_token_ttl = self
+            .refresh_token_ttl
+            .unwrap_or(Duration::from_secs(7 * 86_400));
+        if access_token_ttl < Duration::from_secs(1) || refresh_token_ttl < Duration::from_secs(1) {
+            return Err(Error::config("token lifetimes must be at least one second"));
+        }
+        let leeway = self.leeway.unwrap_or(Duration::from_secs(5));
+        if leeway > Duration::from_secs(300) {
+            return Err(Error::config("leeway must be at most 300 seconds"));
+        }
+        for (name, value) in [("audience", &self.audience), ("issuer", &self.issuer)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(Error::config(format!("{name} must not be empty")));
+            }
+        }
+        let allowed_audiences = self
+            .allowed_audiences
+            .unwrap_or_else(|| self.audience.iter().cloned().collect());
+        let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
+        if max_token_bytes < 256 {
+            return Err(Error::config("max_token_bytes must be at least 256"));
+        }
+        Ok(SecurityConfig {
+            secret,
+            algorithm,
+            access_token_ttl,
+            refresh_token_ttl,
+            audience: self.audience,
+            issuer: self.issuer,
+            allowed_audiences,
+            leeway,
+            database_url: self.database_url,
+            environment: self.environment,
+            generated_secret,
+            max_token_bytes,
+        })
+    }
+}
+
+/// RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
+fn min_secret_bytes(algorithm: Algorithm) -> Result<usize> {
+    match algorithm {
+        Algorithm::HS256 => Ok(32),
+        Algorithm::HS384 => Ok(48),
+        Algorithm::HS512 => Ok(64),
+        other => Err(Error::config(format!(
+            "JWT_ALGORITHM {other:?} is not supported with a shared secret; use HS256, HS384 or HS512"
+        ))),
+    }
+}
+
+fn parse_algorithm(value: &str) -> Result<Algorithm> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "HS256" => Ok(Algorithm::HS256),
+        "HS384" => Ok(Algorithm::HS384),
+        "HS512" => Ok(Algorithm::HS512),
+        _ => Err(Error::config(format!(
+            "JWT_ALGORITHM must be HS256, HS384 or HS512, got {value:?}"
+        ))),
+    }
+}
+
+fn parse_positive(name: &str, value: &str, max: u64) -> Result<u64> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (1..=max).contains(v))
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{name} must be a whole number from 1 to {max}, got {value:?}"
+            ))
+        })
+}
+
+fn random_secret(bytes: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&buf)
+}
+
+/// Hides a password in a database URL (`postgres://user:***@host/db`), so
+/// URLs can be logged.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!(
+                "{}://{}@{}{}",
+                &url[..scheme_end],
+                masked,
+                &authority[at + 1..],
+                &rest[authority_end..]
+            )
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn short_secret_is_refused_with_a_clear_message() {
+        let err = SecurityConfig::builder_from_lookup(lookup(&[("JWT_SECRET_KEY", "short")]))
+            .unwrap()
+            .build()
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("JWT_SECRET_KEY is 5 bytes"), "{msg}");
+        assert!(!msg.contains("short"), "the secret itself must not be echoed: {msg}");
+    }
+
+    #[test]
+    fn env_names_of_the_seed_are_read() {
+        let cfg = SecurityConfig::builder_from_lookup(lookup(&[
+            ("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            ("JWT_ALGORITHM", "HS512"),
+            ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "15"),
+            ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "2"),
+            ("JWT_AUDIENCE", "api"),
+            ("JWT_ISSUER", "auth"),
+            ("JWT_ALLOWED_AUDIENCES", "api, other"),
+            ("DATABASE_URL", "sqlite::memory:"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(cfg.algorithm(), Algorithm::HS512);
+        assert_eq!(cfg.access_token_ttl(), Duration::from_secs(900));
+        assert_eq!(cfg.refresh_token_ttl(), Duration::from_secs(2 * 86_400));
+        assert_eq!(cfg.allowed_audiences(), ["api", "other"]);
+        assert_eq!(cfg.issuer(), Some("auth"));
+        assert_eq!(cfg.database_url(), Some("sqlite::memory:"));
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        for (name, value) in [
+            ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "-3"),
+            ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "abc"),
+            ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "0"),
+            ("JWT_ALGORITHM", "none"),
+            ("JWT_LEEWAY_SECONDS", "9999"),
+        ] {
+            let err = SecurityConfig::builder_from_lookup(lookup(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn missing_secret_is_an_error_unless_development_generation_is_allowed() {
+        assert!(SecurityConfig::builder().build().is_err());
+        let cfg = SecurityConfig::builder()
+            .generate_development_secret(true)
+            .build()
+            .unwrap();
+        assert!(cfg.uses_generated_secret());
+        assert!(cfg.secret_bytes().len() >= 32);
+    }
+
+    #[test]
+    fn production_never_generates_a_secret() {
+        let builder =
+            SecurityConfig::builder_from_lookup(lookup(&[("APP_ENV", "Production")])).unwrap();
+        let err = builder.generate_development_secret(true).build().unwrap_err();
+        assert!(err.to_string().contains("production"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_secret_and_url_password() {
+        let cfg = SecurityConfig::builder()
+            .secret("super-secret-value-that-is-long-enough-000")
+            .database_url("postgres://app:hunter2@db/prod")
+            .build()
+            .unwrap();
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("super-secret"), "{dbg}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        assert!(dbg.contains("postgres://app:***@db/prod"), "{dbg}");
+    }
+}

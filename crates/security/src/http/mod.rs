@@ -1,0 +1,35 @@
+//! axum integration: extractors, their rejections, and a ready router.
+//!
+//! The extractors need the [`Security`](crate::Security) handle in the
+//! router state (directly or through [`FromRef`](axum::extract::FromRef));
+//! [`CurrentUser`] also needs the application's [`UserAuthentication`](crate::UserAuthentication)
+//! implementation as `Arc<A>`.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get, extract::FromRef};
+//! use fastcore_security::{Security, TokenData};
+//!
+//! #[derive(Clone)]
+//! struct AppState { security: Security }
+//! impl FromRef<AppState> for Security {
+//!     fn from_ref(s: &AppState) -> Security { s.security.clone() }
+//! }
+//!
+//! async fn whoami(TokenData(claims): TokenData) -> String {
+//!     format!("hello, user {}", claims.sub)
+//! }
+//!
+//! fn app(security: Security) -> Router {
+//!     Router::new().route("/whoami", get(whoami)).with_state(AppState { security })
+//! }
+//! ```
+
+mod body;
+mod extract;
+mod rejection;
+mod routes;
+
+pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
+pub use rejection::AuthRejection;
+pub use routes::{AuthState, auth_router};

@@ -1,0 +1,89 @@
+//! Stateful JWT authentication for axum applications.
+//!
+//! Every token carries a `jti` whose record lives in a [`TokenStore`]
+//! (SQLite by default); validation checks the signature and claims *and*
+//! that the record exists and is not revoked. That makes logout, admin
+//! revocation and refresh real, unlike purely stateless JWTs.
+//!
+//! This crate is the Rust counterpart of a Python/FastAPI security module;
+//! every export of that module has an equivalent here (see the README's
+//! "seed name -> Rust name" table).
+//!
+//! # From zero to a protected route
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use fastcore_security::{
+//!     AuthState, CurrentUser, Credentials, Result, SecurityConfig, UserAuthentication,
+//!     auth_router, setup_security,
+//! };
+//!
+//! #[derive(Clone, serde::Serialize)]
+//! struct User { id: u64, name: String }
+//!
+//! struct Users;
+//!
+//! #[async_trait::async_trait]
+//! impl UserAuthentication for Users {
+//!     type User = User;
+//!     async fn authenticate(&self, c: &Credentials) -> Result<Option<User>> {
+//!         // Look the user up and check the password with
+//!         // fastcore_security::verify_password (or use PasswordAuthenticator).
+//!         Ok(None)
+//!     }
+//!     async fn get_user_by_id(&self, id: &str) -> Result<Option<User>> {
+//!         Ok(id.parse().ok().map(|id| User { id, name: "ada".into() }))
+//!     }
+//!     fn get_user_id(&self, user: &User) -> String { user.id.to_string() }
+//! }
+//!
+//! async fn hello(user: CurrentUser<Users>) -> String {
+//!     format!("hello {}", user.user.name)
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<()> {
+//!     let security = setup_security(SecurityConfig::from_env()?).await?;
+//!     let state = AuthState::new(security, Arc::new(Users));
+//!     let app = Router::new()
+//!         .route("/hello", get(hello))
+//!         .with_state(state.clone())
+//!         .merge(auth_router(state));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
+//!     axum::serve(listener, app).await.unwrap();
+//!     Ok(())
+//! }
+//! ```
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+mod manager;
+mod password;
+mod tokens;
+mod users;
+
+#[cfg(feature = "axum")]
+pub mod http;
+
+pub use config::{Environment, SecurityConfig, SecurityConfigBuilder, redact_url};
+pub use error::{Error, InvalidTokenReason, Result, StoreError};
+pub use manager::{SecurityStatus, get_security_status, setup_security};
+pub use password::{
+    PasswordHasher, PasswordPolicy, PasswordVerification, get_password_hash, verify_password,
+};
+pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
+pub use tokens::jwt::JwtCodec;
+pub use tokens::keys::{KeySet, SigningKey};
+pub use tokens::service::{AccessToken, IssuedToken, MAX_SUBJECT_BYTES, Security, TokenPair};
+pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store};
+#[cfg(feature = "sqlite")]
+pub use tokens::store::SqliteTokenStore;
+pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDirectory};
+
+#[cfg(feature = "axum")]
+pub use http::{AuthRejection, AuthState, CurrentUser, RefreshTokenData, TokenData, auth_router};
+
+/// The JWT signing algorithms (re-exported from `jsonwebtoken`).
+pub use jsonwebtoken::Algorithm;

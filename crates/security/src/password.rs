@@ -1,0 +1,330 @@
+//! Password hashing: argon2id for new hashes, bcrypt hashes still verify.
+//!
+//! - New hashes are argon2id with OWASP's minimum parameters as the floor
+//!   (19 MiB memory, 2 iterations, 1 lane) unless a stronger policy is set.
+//! - Stored hashes in the PHC `$argon2id$`/`$argon2i$` form and bcrypt's
+//!   `$2a$`/`$2b$`/`$2y$` forms (as Python's passlib writes them) verify.
+//!   [`PasswordVerification::needs_rehash`] says when a stored hash is of an
+//!   older scheme or weaker than the policy, so callers can upgrade it.
+//! - A malformed stored hash verifies as `false` and is logged without the hash.
+//! - Passwords longer than [`PasswordPolicy::max_password_bytes`] are refused,
+//!   so a 10 MB password cannot burn CPU.
+//! - bcrypt reads only the first 72 bytes of a password. For verifying
+//!   existing bcrypt hashes we keep that behaviour (it is how passlib made
+//!   them; refusing would lock those users out), and flag the hash for
+//!   rehashing so the next successful login moves it to argon2id, which
+//!   reads every byte. New bcrypt hashes are never made.
+//! - Hashing runs on tokio's blocking pool, at most one job per CPU core at a
+//!   time, so a flood of logins cannot stall token validation.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
+};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::error::{Error, Result};
+
+/// How new hashes are made and which inputs are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// argon2 memory cost in KiB (floor: 19 456, OWASP).
+    pub memory_kib: u32,
+    /// argon2 iterations (floor: 2).
+    pub iterations: u32,
+    /// argon2 lanes (floor: 1).
+    pub parallelism: u32,
+    /// Longest password accepted, in bytes (default 1024).
+    pub max_password_bytes: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
+            max_password_bytes: 1024,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    fn argon2(&self) -> Result<Argon2<'static>> {
+        if self.memory_kib < 19_456 || self.iterations < 2 || self.parallelism < 1 {
+            return Err(Error::Config(
+                "the password policy is below OWASP's argon2id floor (m=19456 KiB, t=2, p=1)"
+                    .into(),
+            ));
+        }
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| Error::Config(format!("invalid argon2 parameters: {e}")))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    /// Whether a stored hash should be replaced by one made with this policy.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return true;
+        };
+        if parsed.algorithm.as_str() != "argon2id" {
+            return true;
+        }
+        let Ok(params) = Params::try_from(&parsed) else {
+            return true;
+        };
+        params.m_cost() < self.memory_kib
+            || params.t_cost() < self.iterations
+            || params.p_cost() < self.parallelism
+            || parsed.version != Some(0x13)
+    }
+
+    /// Hashes on the calling thread. Prefer [`PasswordHasher::hash`] in async code.
+    pub fn hash_blocking(&self, password: &str) -> Result<String> {
+        self.check_length(password)?;
+        let hash = self
+            .argon2()?
+            .hash_password(password.as_bytes())
+            .map_err(|e| Error::Internal(format!("argon2 hashing failed: {e}")))?;
+        Ok(hash.to_string())
+    }
+
+    /// Verifies on the calling thread. Prefer [`PasswordHasher::verify`] in async code.
+    pub fn verify_blocking(&self, password: &str, stored: &str) -> PasswordVerification {
+        let no = PasswordVerification {
+            matches: false,
+            needs_rehash: false,
+        };
+        if password.len() > self.max_password_bytes {
+            return no;
+        }
+        let matches = match scheme_of(stored) {
+            Scheme::Bcrypt => match bcrypt::verify(password.as_bytes(), stored) {
+                Ok(ok) => ok,
+                Err(_) => {
+                    tracing::warn!("a stored bcrypt password hash is malformed; treating as no match");
+                    false
+                }
+            },
+            Scheme::Argon2 => match PasswordHash::new(stored) {
+                Ok(parsed) => Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok(),
+                Err(_) => {
+                    tracing::warn!("a stored argon2 password hash is malformed; treating as no match");
+                    false
+                }
+            },
+            Scheme::Unknown => {
+                tracing::warn!("a stored password hash has an unknown format; treating as no match");
+                false
+            }
+        };
+        PasswordVerification {
+            matches,
+            needs_rehash: matches && self.needs_rehash(stored),
+        }
+    }
+
+    fn check_length(&self, password: &str) -> Result<()> {
+        if password.len() > self.max_password_bytes {
+            return Err(Error::InvalidInput(format!(
+                "password is longer than {} bytes",
+                self.max_password_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+enum Scheme {
+    Argon2,
+    Bcrypt,
+    Unknown,
+}
+
+fn scheme_of(stored: &str) -> Scheme {
+    if stored.starts_with("$argon2id$") || stored.starts_with("$argon2i$") {
+        Scheme::Argon2
+    } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+        Scheme::Bcrypt
+    } else {
+        Scheme::Unknown
+    }
+}
+
+/// The outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct PasswordVerification {
+    /// The password is right.
+    pub matches: bool,
+    /// The password is right and the stored hash should be replaced by a new
+    /// one (older scheme or weaker parameters than the policy).
+    pub needs_rehash: bool,
+}
+
+/// Runs a [`PasswordPolicy`] off the async runtime on a bounded pool.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PasswordHasher {
+    policy: PasswordPolicy,
+    permits: Arc<Semaphore>,
+    dummy_hash: Arc<OnceCell<String>>,
+}
+
+impl Default for PasswordHasher {
+    fn default() -> Self {
+        Self::new(PasswordPolicy::default()).expect("the default policy is valid")
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher allowing as many concurrent hash jobs as there are CPU cores.
+    pub fn new(policy: PasswordPolicy) -> Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::with_concurrency(policy, cores)
+    }
+
+    /// A hasher allowing `max_concurrent` hash jobs at once.
+    pub fn with_concurrency(policy: PasswordPolicy, max_concurrent: usize) -> Result<Self> {
+        policy.argon2()?; // reject a weak or invalid policy now, not at first login
+        Ok(Self {
+            policy,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            dummy_hash: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.policy
+    }
+
+    /// Hashes a password with the policy (argon2id PHC string).
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        self.policy.check_length(password)?;
+        let policy = self.policy;
+        let password = zeroize::Zeroizing::new(password.to_owned());
+        self.run(move || policy.hash_blocking(&password)).await?
+    }
+
+    /// Verifies a password against a stored hash (argon2 or bcrypt).
+    pub async fn verify(&self, password: &str, stored: &str) -> Result<PasswordVerification> {
+        let policy = self.policy;
+        let password = zeroize::Zeroizing::new(password.to_owned());
+        let stored = stored.to_owned();
+        self.run(move || policy.verify_blocking(&password, &stored))
+            .await
+    }
+
+    /// Does the same work as a real verification against a hash of the
+    /// policy, and returns `false`. Use it when the user does not exist, so
+    /// that "no such user" and "wrong password" take the same time.
+    pub async fn verify_dummy(&self, password: &str) -> Result<bool> {
+        let policy = self.policy;
+        let dummy = self
+            .dummy_hash
+            .get_or_try_init(|| async move {
+                self.run(move || policy.hash_blocking("fastcore-security-dummy-password"))
+                    .await?
+            })
+            .await?
+            .clone();
+        let _ = self.verify(password, &dummy).await?;
+        Ok(false)
+    }
+
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Internal("the password hashing pool is closed".into()))?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| Error::Internal(format!("a password hashing task failed: {e}")))
+    }
+}
+
+fn default_hasher() -> &'static PasswordHasher {
+    static HASHER: OnceLock<PasswordHasher> = OnceLock::new();
+    HASHER.get_or_init(PasswordHasher::default)
+}
+
+/// Hashes a password with the default policy (the seed's `get_password_hash`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let hash = fastcore_security::get_password_hash("correct horse").await.unwrap();
+/// assert!(hash.starts_with("$argon2id$"));
+/// assert!(fastcore_security::verify_password("correct horse", &hash).await);
+/// # }
+/// ```
+pub async fn get_password_hash(password: &str) -> Result<String> {
+    default_hasher().hash(password).await
+}
+
+/// Checks a password against a stored argon2 or bcrypt hash (the seed's
+/// `verify_password`). Malformed hashes and internal failures give `false`.
+pub async fn verify_password(password: &str, stored_hash: &str) -> bool {
+    default_hasher()
+        .verify(password, stored_hash)
+        .await
+        .is_ok_and(|v| v.matches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_policies_are_refused() {
+        let weak = PasswordPolicy {
+            memory_kib: 4096,
+            ..PasswordPolicy::default()
+        };
+        assert!(PasswordHasher::new(weak).is_err());
+    }
+
+    #[test]
+    fn malformed_hashes_never_match_and_never_panic() {
+        let policy = PasswordPolicy::default();
+        for stored in [
+            "",
+            "$",
+            "$2b$",
+            "$2b$99$abc",
+            "$argon2id$",
+            "$argon2id$v=19$m=1,t=1,p=1$$",
+            "plaintext",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$",
+        ] {
+            assert!(!policy.verify_blocking("pw", stored).matches, "{stored:?}");
+        }
+    }
+
+    #[test]
+    fn overlong_passwords_are_refused() {
+        let policy = PasswordPolicy::default();
+        let long = "x".repeat(policy.max_password_bytes + 1);
+        assert!(matches!(
+            policy.hash_blocking(&long),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+
+    #[test]
+    fn bcrypt_hashes_need_rehash_but_fresh_argon2id_does_not() {
+        let policy = PasswordPolicy::default();
+        let bcrypt_hash = bcrypt::hash("pw", 4).unwrap();
+        let v = policy.verify_blocking("pw", &bcrypt_hash);
+        assert!(v.matches && v.needs_rehash);
+        let fresh = policy.hash_blocking("pw").unwrap();
+        let v = policy.verify_blocking("pw", &fresh);
+        assert!(v.matches && !v.needs_rehash);
+        assert!(!policy.verify_blocking("other", &fresh).matches);
+    }
+}

@@ -1,0 +1,156 @@
+//! Stateless JWT work: encode, verify signature and claims, decode. Nothing
+//! here touches a store.
+
+use jsonwebtoken::{Header, Validation, errors::ErrorKind};
+use serde::Serialize;
+
+use crate::config::SecurityConfig;
+use crate::error::{Error, InvalidTokenReason, Result};
+use crate::tokens::claims::{Claims, IncomingClaims, TokenType};
+use crate::tokens::keys::{KeySet, SigningKey};
+
+/// Encodes and verifies tokens with a [`KeySet`]; the validation settings are
+/// built once here, never per request.
+#[derive(Debug)]
+pub struct JwtCodec {
+    keys: KeySet,
+    /// Per key: full validation, and the same without the `exp` check.
+    validations: Vec<(Validation, Validation)>,
+    max_token_bytes: usize,
+}
+
+impl JwtCodec {
+    /// Builds the codec for a configuration: its HMAC key and its
+    /// audience/issuer/leeway rules. Fails early, with a clear error, if the
+    /// crypto provider is missing, so no request ever hits that panic.
+    pub fn from_config(config: &SecurityConfig) -> Result<Self> {
+        let key = SigningKey::hmac(None, config.algorithm(), config.secret_bytes())?;
+        Self::new(KeySet::new(vec![key])?, config)
+    }
+
+    /// Builds a codec around an explicit key set with the configuration's
+    /// claim rules.
+    pub fn new(keys: KeySet, config: &SecurityConfig) -> Result<Self> {
+        if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
+            return Err(Error::config(
+                "no JWT crypto provider is available (build jsonwebtoken with exactly one of \
+                 the `rust_crypto` or `aws_lc_rs` features)",
+            ));
+        }
+        let validations = keys
+            .keys()
+            .iter()
+            .map(|key| {
+                let strict = validation_for(key, config, true);
+                let lenient = validation_for(key, config, false);
+                (strict, lenient)
+            })
+            .collect();
+        Ok(Self {
+            keys,
+            validations,
+            max_token_bytes: config.max_token_bytes(),
+        })
+    }
+
+    /// The keys in use.
+    pub fn keys(&self) -> &KeySet {
+        &self.keys
+    }
+
+    /// Signs `claims` with the active key (the seed's `encode_jwt`).
+    pub fn encode<T: Serialize>(&self, claims: &T) -> Result<String> {
+        let key = self.keys.active();
+        let mut header = Header::new(key.algorithm());
+        header.kid = key.kid().map(String::from);
+        jsonwebtoken::encode(&header, claims, key.encoding())
+            .map_err(|e| Error::Internal(format!("signing a token failed: {e}")))
+    }
+
+    /// Verifies signature and every claim, including `exp`; optionally the
+    /// token type. No store lookup (the seed's `validate_jwt_stateless`).
+    pub fn verify(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
+        let claims = self.decode_with(token, true)?;
+        check_type(&claims, expected)?;
+        Ok(claims)
+    }
+
+    /// Verifies the signature and claims but not `exp` (the seed's
+    /// `decode_token`): for logout and revocation of tokens that may have
+    /// expired already. Never use it to authorize a request.
+    pub fn decode(&self, token: &str) -> Result<Claims> {
+        self.decode_with(token, false)
+    }
+
+    fn decode_with(&self, token: &str, check_exp: bool) -> Result<Claims> {
+        if token.len() > self.max_token_bytes {
+            return Err(Error::InvalidToken(InvalidTokenReason::TooLarge));
+        }
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(Error::InvalidToken(InvalidTokenReason::Malformed));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(map_jwt_error)?;
+        let (index, key) = self
+            .keys
+            .find(header.kid.as_deref())
+            .ok_or(Error::InvalidToken(InvalidTokenReason::UnknownKey))?;
+        if header.alg != key.algorithm() {
+            return Err(Error::InvalidToken(InvalidTokenReason::DisallowedAlgorithm));
+        }
+        let (strict, lenient) = &self.validations[index];
+        let validation = if check_exp { strict } else { lenient };
+        let data = jsonwebtoken::decode::<IncomingClaims>(token, key.decoding(), validation)
+            .map_err(map_jwt_error)?;
+        let claims = Claims::try_from(data.claims)?;
+        Ok(claims)
+    }
+}
+
+fn validation_for(key: &SigningKey, config: &SecurityConfig, check_exp: bool) -> Validation {
+    let mut v = Validation::new(key.algorithm());
+    v.leeway = config.leeway().as_secs();
+    v.validate_exp = check_exp;
+    v.validate_nbf = true;
+    let mut required = vec!["exp", "sub"];
+    if let Some(issuer) = config.issuer() {
+        v.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    if config.allowed_audiences().is_empty() {
+        // No audience configured: a token naming any audience is for someone else.
+        v.validate_aud = true;
+        v.aud = None;
+    } else {
+        v.set_audience(config.allowed_audiences());
+        required.push("aud");
+    }
+    v.set_required_spec_claims(&required);
+    v
+}
+
+pub(crate) fn check_type(claims: &Claims, expected: Option<TokenType>) -> Result<()> {
+    match expected {
+        Some(t) if t != claims.token_type => {
+            Err(Error::InvalidToken(InvalidTokenReason::WrongType))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn map_jwt_error(err: jsonwebtoken::errors::Error) -> Error {
+    use InvalidTokenReason as R;
+    let reason = match err.kind() {
+        ErrorKind::ExpiredSignature => return Error::ExpiredToken,
+        ErrorKind::InvalidSignature => R::BadSignature,
+        ErrorKind::InvalidIssuer => R::Issuer,
+        ErrorKind::InvalidAudience => R::Audience,
+        ErrorKind::ImmatureSignature => R::NotYetValid,
+        ErrorKind::MissingRequiredClaim(_) => R::MissingClaim,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::InvalidAlgorithmName => R::DisallowedAlgorithm,
+        _ => R::Malformed,
+    };
+    Error::InvalidToken(reason)
+}

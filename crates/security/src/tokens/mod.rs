@@ -1,0 +1,8 @@
+//! Everything about tokens: claims, keys, the stateless codec, the token
+//! store and the stateful service on top of them.
+
+pub(crate) mod claims;
+pub(crate) mod jwt;
+pub(crate) mod keys;
+pub(crate) mod service;
+pub(crate) mod store;
