@@ -82,7 +82,10 @@ impl std::fmt::Debug for SecurityConfig {
             .field("issuer", &self.issuer)
             .field("allowed_audiences", &self.allowed_audiences)
             .field("leeway", &self.leeway)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("environment", &self.environment)
             .field("generated_secret", &self.generated_secret)
             .finish()
@@ -492,13 +495,19 @@ mod tests {
             .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("JWT_SECRET_KEY is 5 bytes"), "{msg}");
-        assert!(!msg.contains("short"), "the secret itself must not be echoed: {msg}");
+        assert!(
+            !msg.contains("short"),
+            "the secret itself must not be echoed: {msg}"
+        );
     }
 
     #[test]
     fn env_names_of_the_seed_are_read() {
         let cfg = SecurityConfig::builder_from_lookup(lookup(&[
-            ("JWT_SECRET_KEY", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+            (
+                "JWT_SECRET_KEY",
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ),
             ("JWT_ALGORITHM", "HS512"),
             ("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", "15"),
             ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "2"),
@@ -547,7 +556,10 @@ mod tests {
     fn production_never_generates_a_secret() {
         let builder =
             SecurityConfig::builder_from_lookup(lookup(&[("APP_ENV", "Production")])).unwrap();
-        let err = builder.generate_development_secret(true).build().unwrap_err();
+        let err = builder
+            .generate_development_secret(true)
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("production"), "{err}");
     }
 

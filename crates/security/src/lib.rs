@@ -77,9 +77,9 @@ pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 pub use tokens::jwt::JwtCodec;
 pub use tokens::keys::{KeySet, SigningKey};
 pub use tokens::service::{AccessToken, IssuedToken, MAX_SUBJECT_BYTES, Security, TokenPair};
-pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store};
 #[cfg(feature = "sqlite")]
 pub use tokens::store::SqliteTokenStore;
+pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store};
 pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDirectory};
 
 #[cfg(feature = "axum")]

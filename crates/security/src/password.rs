@@ -104,7 +104,9 @@ impl PasswordPolicy {
             Scheme::Bcrypt => match bcrypt::verify(password.as_bytes(), stored) {
                 Ok(ok) => ok,
                 Err(_) => {
-                    tracing::warn!("a stored bcrypt password hash is malformed; treating as no match");
+                    tracing::warn!(
+                        "a stored bcrypt password hash is malformed; treating as no match"
+                    );
                     false
                 }
             },
@@ -113,12 +115,16 @@ impl PasswordPolicy {
                     .verify_password(password.as_bytes(), &parsed)
                     .is_ok(),
                 Err(_) => {
-                    tracing::warn!("a stored argon2 password hash is malformed; treating as no match");
+                    tracing::warn!(
+                        "a stored argon2 password hash is malformed; treating as no match"
+                    );
                     false
                 }
             },
             Scheme::Unknown => {
-                tracing::warn!("a stored password hash has an unknown format; treating as no match");
+                tracing::warn!(
+                    "a stored password hash has an unknown format; treating as no match"
+                );
                 false
             }
         };
@@ -148,7 +154,10 @@ enum Scheme {
 fn scheme_of(stored: &str) -> Scheme {
     if stored.starts_with("$argon2id$") || stored.starts_with("$argon2i$") {
         Scheme::Argon2
-    } else if ["$2a$", "$2b$", "$2y$"].iter().any(|p| stored.starts_with(p)) {
+    } else if ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+    {
         Scheme::Bcrypt
     } else {
         Scheme::Unknown

@@ -120,7 +120,11 @@ impl<D: UserDirectory> UserAuthentication for PasswordAuthenticator<D> {
 
     async fn authenticate(&self, credentials: &Credentials) -> Result<Option<D::User>> {
         let password = credentials.password.expose_secret();
-        let Some(user) = self.directory.find_by_username(&credentials.username).await? else {
+        let Some(user) = self
+            .directory
+            .find_by_username(&credentials.username)
+            .await?
+        else {
             self.hasher.verify_dummy(password).await?;
             return Ok(None);
         };

@@ -98,7 +98,10 @@ struct LoginBody {
 /// Longest username accepted at login, in bytes.
 const MAX_USERNAME_BYTES: usize = 320;
 
-async fn login<A>(State(state): State<AuthState<A>>, req: Request) -> Result<Response, AuthRejection>
+async fn login<A>(
+    State(state): State<AuthState<A>>,
+    req: Request,
+) -> Result<Response, AuthRejection>
 where
     A: UserAuthentication,
 {
@@ -130,13 +133,19 @@ where
     Ok(no_store(pair))
 }
 
-async fn refresh(State(security): State<Security>, req: Request) -> Result<Response, AuthRejection> {
+async fn refresh(
+    State(security): State<Security>,
+    req: Request,
+) -> Result<Response, AuthRejection> {
     let token = raw_refresh_token(req).await?;
     let access = security.refresh_access_token(&token).await?;
     Ok(no_store(access))
 }
 
-async fn logout(State(security): State<Security>, req: Request) -> Result<StatusCode, AuthRejection> {
+async fn logout(
+    State(security): State<Security>,
+    req: Request,
+) -> Result<StatusCode, AuthRejection> {
     let token = bearer_token(req.headers())?.ok_or(AuthRejection::MissingToken)?;
     let revoked = security.logout(token).await?;
     tracing::info!(revoked, "logout");

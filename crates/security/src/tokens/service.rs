@@ -179,7 +179,12 @@ impl Security {
     ) -> Result<TokenPair> {
         let session = uuid::Uuid::new_v4().to_string();
         let refresh = self
-            .issue(sub, TokenType::Refresh, Some(session.clone()), extra.clone())
+            .issue(
+                sub,
+                TokenType::Refresh,
+                Some(session.clone()),
+                extra.clone(),
+            )
             .await?;
         let access = self
             .issue(sub, TokenType::Access, Some(session), extra)
@@ -274,7 +279,11 @@ impl Security {
     /// Stateless validation: signature and claims only, no store lookup (the
     /// seed's `validate_jwt_stateless`). A revoked token still passes: use it
     /// only where the store cannot be reached.
-    pub fn validate_jwt_stateless(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
+    pub fn validate_jwt_stateless(
+        &self,
+        token: &str,
+        expected: Option<TokenType>,
+    ) -> Result<Claims> {
         self.inner.codec.verify(token, expected)
     }
 
@@ -297,7 +306,12 @@ impl Security {
             .validate_token(refresh_token, Some(TokenType::Refresh))
             .await?;
         let access = self
-            .issue(&claims.sub, TokenType::Access, claims.sid, Some(claims.extra))
+            .issue(
+                &claims.sub,
+                TokenType::Access,
+                claims.sid,
+                Some(claims.extra),
+            )
             .await?;
         Ok(AccessToken {
             access_token: access.token,
@@ -337,7 +351,11 @@ impl Security {
     /// Revokes every token of a user, optionally keeping one session alive
     /// (pass the caller's `sid` to "log out other devices"). Returns how many
     /// tokens were revoked.
-    pub async fn revoke_all_user_tokens(&self, user_id: &str, keep_session: Option<&str>) -> Result<u64> {
+    pub async fn revoke_all_user_tokens(
+        &self,
+        user_id: &str,
+        keep_session: Option<&str>,
+    ) -> Result<u64> {
         Ok(self
             .inner
             .store

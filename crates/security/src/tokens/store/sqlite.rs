@@ -135,10 +135,10 @@ impl TokenStore for SqliteTokenStore {
             "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
              FROM fastcore_tokens WHERE jti = ?",
         )
-            .bind(jti)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| StoreError::new("get", e))?;
+        .bind(jti)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("get", e))?;
         row.as_ref()
             .map(record_from_row)
             .transpose()
