@@ -305,6 +305,7 @@ impl Security {
         let claims = self
             .validate_token(refresh_token, Some(TokenType::Refresh))
             .await?;
+        let refresh_jti = claims.jti;
         let access = self
             .issue(
                 &claims.sub,
@@ -313,6 +314,21 @@ impl Security {
                 Some(claims.extra),
             )
             .await?;
+        // A logout (or logout-all) may have landed between the check above
+        // and the insert of the new token: its family revocation then ran
+        // before our record existed and missed it. Look again: if the
+        // refresh token is no longer live, the new token must not be either.
+        // (Either the revocation saw our record, or we see the revocation.)
+        let still_live = self
+            .inner
+            .store
+            .get(&refresh_jti)
+            .await?
+            .is_some_and(|r| r.revoked_at.is_none());
+        if !still_live {
+            self.inner.store.revoke(&access.claims.jti, now()).await?;
+            return Err(Error::RevokedToken);
+        }
         Ok(AccessToken {
             access_token: access.token,
             token_type: "bearer".into(),
