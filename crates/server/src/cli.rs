@@ -1,0 +1,166 @@
+//! The command line: one binary, `fastcore-security`, that serves the auth
+//! endpoints and administers the database they run on.
+//!
+//! Nothing secret is ever taken as an argument (arguments show up in `ps`
+//! and shell history): passwords come from a prompt or standard input, the
+//! signing secret from `JWT_SECRET_KEY`. `token inspect` accepts `-` to read
+//! the token from standard input for the same reason.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::database::DEFAULT_DATABASE_URL;
+
+/// Stateful JWT auth server and admin tool for fastcore-security.
+///
+/// Configuration comes from the environment: JWT_SECRET_KEY (required
+/// unless `serve --demo`), JWT_ALGORITHM, JWT_ACCESS_TOKEN_EXPIRE_MINUTES,
+/// JWT_REFRESH_TOKEN_EXPIRE_DAYS, JWT_AUDIENCE, JWT_ISSUER,
+/// JWT_ALLOWED_AUDIENCES, DATABASE_URL; RUST_LOG sets the log level.
+#[derive(Debug, Parser)]
+#[command(name = "fastcore-security", version, about, long_about)]
+pub struct Cli {
+    /// The SQLite database holding tokens and users (created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = DEFAULT_DATABASE_URL,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the auth server (login, refresh, logout, me, health).
+    Serve(ServeArgs),
+    /// Create or update the database tables, then exit.
+    Migrate,
+    /// Manage the built-in users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Hash a password (argon2id) read from a prompt or standard input.
+    HashPassword(PasswordArgs),
+    /// Inspect and revoke tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0 picks a free one; the log says which).
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR:PORT")]
+    pub bind: String,
+
+    /// Try-it-out mode: without JWT_SECRET_KEY, use a random development
+    /// secret (refused when APP_ENV/FASTCORE_ENV/ENVIRONMENT is production);
+    /// on an empty database, create user `demo` and print its password once.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// How a password is read.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input instead of
+    /// prompting (implied when standard input is not a terminal).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `users ...`
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is prompted for (twice) or read from stdin.
+    Add {
+        /// The login name.
+        username: String,
+        /// How to read the password.
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// List the users.
+    List,
+    /// Stop a user from logging in, and revoke all of their tokens.
+    Disable {
+        /// The login name.
+        username: String,
+    },
+    /// Let a disabled user log in again.
+    Enable {
+        /// The login name.
+        username: String,
+    },
+}
+
+/// `token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Decode a token's header and claims WITHOUT trusting them; with
+    /// JWT_SECRET_KEY set, also check the signature and the store record.
+    Inspect {
+        /// The token, or `-` to read it from standard input (keeps it out of
+        /// shell history).
+        token: String,
+    },
+    /// Revoke one token by its id (jti), or every token of a user.
+    #[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "user"])))]
+    Revoke {
+        /// The token's id (its `jti` claim).
+        jti: Option<String>,
+        /// Revoke every token of this user (user id or username) instead.
+        #[arg(long, value_name = "USER_ID")]
+        user: Option<String>,
+    },
+    /// Delete the records of expired tokens.
+    Purge,
+}
+
+impl Command {
+    /// The log level when RUST_LOG is not set: `info` for the server, `warn`
+    /// for admin commands, whose own output goes to standard output.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn revoke_needs_exactly_one_target() {
+        assert!(Cli::try_parse_from(["fastcore-security", "token", "revoke"]).is_err());
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "token", "revoke", "j", "--user", "u"])
+                .is_err()
+        );
+        assert!(Cli::try_parse_from(["fastcore-security", "token", "revoke", "j"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "token", "revoke", "--user", "u"]).is_ok()
+        );
+    }
+
+    #[test]
+    fn passwords_are_never_arguments() {
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "users", "add", "ada", "hunter2hunter2"])
+                .is_err()
+        );
+    }
+}

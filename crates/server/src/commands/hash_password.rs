@@ -1,0 +1,14 @@
+//! `fastcore-security hash-password`: the argon2id hash of a password, for
+//! seeding users in another system or checking the hashing policy.
+
+use secrecy::ExposeSecret as _;
+
+use crate::password_input::{PasswordSource, read_password};
+
+/// Reads a password (prompt or stdin) and prints its argon2id PHC string.
+pub async fn run(source: PasswordSource) -> anyhow::Result<()> {
+    let password = tokio::task::spawn_blocking(move || read_password(source, 1)).await??;
+    let hash = fastcore_security::get_password_hash(password.expose_secret()).await?;
+    println!("{hash}");
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! `fastcore-security token inspect|revoke|purge`.
+//!
+//! Admins work with token ids (`jti`), not tokens: a token is a credential,
+//! its id is not. Revocation and purging act on the token store directly and
+//! need no signing secret, so the operator's shell does not have to hold
+//! `JWT_SECRET_KEY` to cut a session off.
+
+use std::io::IsTerminal as _;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fastcore_security::{SecurityConfig, TokenRecord};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+
+use crate::clock;
+use crate::database::Database;
+use crate::password_input::read_line;
+
+/// Records deleted per statement by `token purge`, so a big purge does not
+/// hold the database lock for long.
+pub const PURGE_BATCH: u32 = 1000;
+
+/// Longest token `inspect` looks at; real ones are well under 8 KiB.
+const MAX_TOKEN_BYTES: usize = 64 * 1024;
+
+/// A token's header and claims, decoded without any check.
+#[derive(Debug)]
+pub struct Unverified {
+    /// The JOSE header.
+    pub header: Value,
+    /// The claims.
+    pub claims: Value,
+}
+
+/// Base64url-decodes the header and claims of a compact JWS. Checks nothing:
+/// not the signature, not the expiry. The result is for display only.
+pub fn decode_unverified(token: &str) -> anyhow::Result<Unverified> {
+    if token.len() > MAX_TOKEN_BYTES {
+        anyhow::bail!("this is not a JWT: it is longer than {MAX_TOKEN_BYTES} bytes");
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header, claims, _signature] = parts[..] else {
+        anyhow::bail!("this is not a JWT: expected three parts separated by dots");
+    };
+    Ok(Unverified {
+        header: decode_segment(header).context("the JWT header is not base64url-encoded JSON")?,
+        claims: decode_segment(claims).context("the JWT claims are not base64url-encoded JSON")?,
+    })
+}
+
+fn decode_segment(segment: &str) -> anyhow::Result<Value> {
+    let bytes = URL_SAFE_NO_PAD.decode(segment.trim_end_matches('='))?;
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Reads the token argument: itself, or one line of standard input for `-`.
+/// A pasted `Bearer ` prefix is dropped.
+fn token_from_argument(argument: &str) -> anyhow::Result<String> {
+    let raw = if argument == "-" {
+        if std::io::stdin().is_terminal() {
+            eprintln!("Paste the token and press Enter:");
+        }
+        read_line(std::io::stdin().lock())?
+            .expose_secret()
+            .to_owned()
+    } else {
+        argument.to_owned()
+    };
+    let token = raw.trim();
+    let token = match token.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => token,
+    };
+    if token.is_empty() {
+        anyhow::bail!("no token given");
+    }
+    Ok(token.to_owned())
+}
+
+/// Prints a token's header and claims under an UNVERIFIED banner. When
+/// `JWT_SECRET_KEY` is set, also says whether the signature and claims
+/// verify, what the store knows of the `jti`, and whether the server would
+/// accept the token now.
+pub async fn inspect(database_url: &str, argument: &str) -> anyhow::Result<()> {
+    let token = token_from_argument(argument)?;
+    let decoded = decode_unverified(&token)?;
+    let now = clock::now();
+
+    println!("UNVERIFIED: decoded without checking the signature or the expiry.");
+    println!("Anyone can write these values; do not trust them.");
+    println!();
+    println!(
+        "header:\n{}",
+        serde_json::to_string_pretty(&decoded.header)?
+    );
+    println!(
+        "claims:\n{}",
+        serde_json::to_string_pretty(&decoded.claims)?
+    );
+    for name in ["iat", "nbf", "exp"] {
+        if let Some(t) = decoded.claims.get(name).and_then(Value::as_i64) {
+            println!(
+                "{name}: {} ({})",
+                clock::format_utc(t),
+                clock::relative(t, now)
+            );
+        }
+    }
+    println!();
+
+    let builder = SecurityConfig::builder_from_env()?;
+    if !builder.has_secret() {
+        println!("Set JWT_SECRET_KEY to check the signature and the token's record in the store.");
+        return Ok(());
+    }
+    let config = builder.database_url(database_url).build()?;
+    let db = Database::open(database_url).await?;
+    let security = db.security(config)?;
+
+    println!("verification (with JWT_SECRET_KEY):");
+    match security.decode_token(&token) {
+        Ok(_) => println!("  signature and claims: valid (expiry not checked here)"),
+        Err(err) => println!("  signature and claims: NOT valid: {err}"),
+    }
+    match decoded.claims.get("jti").and_then(Value::as_str) {
+        Some(jti) => match db.token_store().get(jti).await? {
+            Some(record) => println!("  store record: {}", describe(&record, now)),
+            None => {
+                println!("  store record: none (this service never issued it, or it was purged)")
+            }
+        },
+        None => println!("  store record: the token has no jti claim"),
+    }
+    match security.validate_token(&token, None).await {
+        Ok(_) => println!("  accepted now: yes"),
+        Err(err) => println!("  accepted now: no ({err})"),
+    }
+    Ok(())
+}
+
+fn describe(record: &TokenRecord, now: i64) -> String {
+    let state = match record.revoked_at {
+        Some(at) => format!(
+            "REVOKED at {} ({})",
+            clock::format_utc(at),
+            clock::relative(at, now)
+        ),
+        None if record.expires_at <= now => "expired, not revoked".to_owned(),
+        None => "live".to_owned(),
+    };
+    format!(
+        "{} token of user {}, issued {}, expires {}; {state}",
+        record.token_type,
+        record.user_id,
+        clock::format_utc(record.issued_at),
+        clock::format_utc(record.expires_at),
+    )
+}
+
+/// Revokes one token by `jti`, or every token of a user (given by id or by
+/// username). An unknown `jti` is an error, since it is most likely a typo;
+/// revoking an already revoked token is not.
+pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
+    let store = db.token_store();
+    if let Some(jti) = jti {
+        let Some(record) = store.get(jti).await? else {
+            anyhow::bail!("no token with id {jti:?} in the store");
+        };
+        if record.revoked_at.is_some() {
+            println!("token {jti} was already revoked");
+        } else {
+            store.revoke(jti, clock::now()).await?;
+            println!(
+                "revoked token {jti} ({} token of user {})",
+                record.token_type, record.user_id
+            );
+        }
+    }
+    if let Some(user) = user {
+        let users = db.users();
+        let user_id = match users.find_by_id(user).await? {
+            Some(found) => found.id,
+            None => match users.find_by_username(user).await? {
+                Some(found) => found.id,
+                // Tokens may outlive their user: revoke by the id as given.
+                None => user.to_owned(),
+            },
+        };
+        let revoked = store.revoke_user(&user_id, None, clock::now()).await?;
+        println!("revoked {revoked} token(s) of user {user_id}");
+    }
+    Ok(())
+}
+
+/// Deletes the records of expired tokens, in batches; prints how many went.
+pub async fn purge(db: &Database) -> anyhow::Result<()> {
+    let store = db.token_store();
+    let cutoff = clock::now();
+    let mut total = 0;
+    loop {
+        let deleted = store.purge_expired(cutoff, PURGE_BATCH).await?;
+        total += deleted;
+        if deleted < u64::from(PURGE_BATCH) {
+            break;
+        }
+    }
+    println!("purged {total} expired token record(s)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\
+                         eyJzdWIiOiI0MiIsInR5cGUiOiJhY2Nlc3MifQ.\
+                         c2lnbmF0dXJl";
+
+    #[test]
+    fn decodes_header_and_claims_without_a_key() {
+        let decoded = decode_unverified(TOKEN).unwrap();
+        assert_eq!(decoded.header["alg"], "HS256");
+        assert_eq!(decoded.claims["sub"], "42");
+        assert_eq!(decoded.claims["type"], "access");
+    }
+
+    #[test]
+    fn garbage_is_refused_with_a_clear_message() {
+        for bad in ["", "abc", "a.b", "a.b.c.d", "!!.??.x", "e30.bm90IGpzb24.x"] {
+            let err = decode_unverified(bad).unwrap_err();
+            let msg = format!("{err:#}");
+            assert!(msg.contains("JWT"), "{bad:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn a_bearer_prefix_is_dropped() {
+        assert_eq!(
+            token_from_argument("Bearer abc.def.ghi").unwrap(),
+            "abc.def.ghi"
+        );
+        assert_eq!(
+            token_from_argument("  abc.def.ghi ").unwrap(),
+            "abc.def.ghi"
+        );
+        assert!(token_from_argument("   ").is_err());
+    }
+}

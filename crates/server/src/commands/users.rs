@@ -1,0 +1,109 @@
+//! `fastcore-security users add|list|disable|enable`: the built-in users.
+
+use secrecy::ExposeSecret as _;
+
+use crate::clock;
+use crate::database::Database;
+use crate::password_input::{PasswordSource, read_password};
+use crate::users::{User, validate_username};
+
+/// Shortest password `users add` accepts (NIST SP 800-63B's floor for
+/// passwords people choose).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Creates a user. The username is checked (and its availability) before the
+/// password is asked for, so nobody types a password for nothing.
+pub async fn add(db: &Database, username: &str, source: PasswordSource) -> anyhow::Result<()> {
+    validate_username(username)?;
+    let users = db.users();
+    if users.find_by_username(username).await?.is_some() {
+        anyhow::bail!("a user named {username:?} already exists");
+    }
+    let password =
+        tokio::task::spawn_blocking(move || read_password(source, MIN_PASSWORD_CHARS)).await??;
+    let hash = fastcore_security::get_password_hash(password.expose_secret()).await?;
+    let user = users.create(username, &hash).await?;
+    println!("created user {:?} with id {}", user.username, user.id);
+    Ok(())
+}
+
+/// Prints the users as a table: id, username, active, created.
+pub async fn list(db: &Database) -> anyhow::Result<()> {
+    let users = db.users().list().await?;
+    if users.is_empty() {
+        println!("no users yet; add one with `fastcore-security users add <USERNAME>`");
+        return Ok(());
+    }
+    print!("{}", format_table(&users));
+    Ok(())
+}
+
+fn format_table(users: &[User]) -> String {
+    let header = ["ID", "USERNAME", "ACTIVE", "CREATED"];
+    let rows: Vec<[String; 4]> = users
+        .iter()
+        .map(|u| {
+            [
+                u.id.clone(),
+                u.username.clone(),
+                if u.is_active { "yes" } else { "no" }.to_owned(),
+                u.created_at.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 4]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(header);
+    for row in &rows {
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3]]));
+    }
+    out
+}
+
+/// Disables a user and revokes every token they hold: a disabled user's
+/// access tokens already fail on routes that load the user, but a refresh
+/// token would otherwise keep minting access tokens for routes that only
+/// check the token.
+pub async fn disable(db: &Database, username: &str) -> anyhow::Result<()> {
+    let user = db
+        .users()
+        .set_active(username, false)
+        .await?
+        .ok_or_else(|| no_such_user(username))?;
+    let revoked = db
+        .token_store()
+        .revoke_user(&user.id, None, clock::now())
+        .await?;
+    println!(
+        "disabled user {:?}; revoked {revoked} token(s)",
+        user.username
+    );
+    Ok(())
+}
+
+/// Lets a disabled user log in again (their old tokens stay revoked).
+pub async fn enable(db: &Database, username: &str) -> anyhow::Result<()> {
+    let user = db
+        .users()
+        .set_active(username, true)
+        .await?
+        .ok_or_else(|| no_such_user(username))?;
+    println!("enabled user {:?}", user.username);
+    Ok(())
+}
+
+fn no_such_user(username: &str) -> anyhow::Error {
+    anyhow::anyhow!("no user named {username:?}; see `fastcore-security users list`")
+}

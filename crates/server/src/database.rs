@@ -1,0 +1,85 @@
+//! The server's one SQLite database: the library's token table and the
+//! server's users table live side by side in the same file.
+//!
+//! Both share a single connection pool. That matters for `sqlite::memory:`
+//! (an in-memory database exists only inside its one connection) and keeps
+//! the number of open file handles predictable for a file database.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use fastcore_security::{Security, SecurityConfig, SqliteTokenStore, TokenStore};
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+
+use crate::users::SqliteUsers;
+
+/// The server's own migrations (the users table), embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The table recording which of the server's migrations ran. It differs from
+/// the library's `_fastcore_security_migrations` and from sqlx's default
+/// `_sqlx_migrations`: each migrator only knows its own files and would
+/// refuse to run next to a table listing migrations it has never seen.
+pub const MIGRATIONS_TABLE: &str = "_fastcore_server_migrations";
+
+/// The default database: a file next to where the server is started.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://fastcore-security.db";
+
+/// An open, fully migrated database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    store: SqliteTokenStore,
+}
+
+impl Database {
+    /// Opens (creating it if missing) the SQLite database at `url` and brings
+    /// both schemas up to date: the library's token table, then the users table.
+    ///
+    /// Only `sqlite:` URLs are accepted: the built-in users table is SQLite.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        if !url.trim_start().to_ascii_lowercase().starts_with("sqlite:") {
+            anyhow::bail!(
+                "DATABASE_URL must be a sqlite: URL (for example {DEFAULT_DATABASE_URL}); \
+                 the server keeps its users in SQLite"
+            );
+        }
+        let store = SqliteTokenStore::connect(url)
+            .await
+            .context("cannot open the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the token table")?;
+        let mut migrator = Migrator {
+            migrations: MIGRATOR.migrations.clone(),
+            ..Migrator::DEFAULT
+        };
+        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+        migrator
+            .run(store.pool())
+            .await
+            .context("cannot migrate the users table")?;
+        Ok(Self { store })
+    }
+
+    /// The connection pool both tables share.
+    pub fn pool(&self) -> &SqlitePool {
+        self.store.pool()
+    }
+
+    /// The token store (the library's `TokenRepository` equivalent).
+    pub fn token_store(&self) -> Arc<dyn TokenStore> {
+        Arc::new(self.store.clone())
+    }
+
+    /// The users table.
+    pub fn users(&self) -> SqliteUsers {
+        SqliteUsers::new(self.pool().clone())
+    }
+
+    /// A security handle signing with `config` and recording tokens here.
+    pub fn security(&self, config: SecurityConfig) -> anyhow::Result<Security> {
+        Ok(Security::new(config, self.token_store())?)
+    }
+}

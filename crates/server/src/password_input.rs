@@ -1,0 +1,113 @@
+//! Reading a password for `users add` and `hash-password`.
+//!
+//! Never from a command-line argument: arguments are visible to every user
+//! of the machine (`ps`, `/proc/<pid>/cmdline`) and land in shell history.
+//! Instead, either an interactive prompt on the terminal (no echo, asked
+//! twice so a typo does not lock the user out), or one line of standard
+//! input for scripts (`--password-stdin`, or automatically when standard
+//! input is not a terminal).
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the password comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// Prompt on the terminal, twice.
+    Prompt,
+    /// The first line of standard input.
+    Stdin,
+}
+
+impl PasswordSource {
+    /// Standard input if asked for, or if it is not a terminal (a pipe or a
+    /// file); otherwise the interactive prompt.
+    pub fn choose(password_stdin: bool) -> Self {
+        if password_stdin || !std::io::stdin().is_terminal() {
+            PasswordSource::Stdin
+        } else {
+            PasswordSource::Prompt
+        }
+    }
+}
+
+/// Reads a password from `source`, refusing an empty one or one shorter
+/// than `min_chars` characters.
+pub fn read_password(source: PasswordSource, min_chars: usize) -> anyhow::Result<SecretString> {
+    let password = match source {
+        PasswordSource::Stdin => read_line(std::io::stdin().lock())?,
+        PasswordSource::Prompt => prompt_twice()?,
+    };
+    check(&password, min_chars)?;
+    Ok(password)
+}
+
+fn check(password: &SecretString, min_chars: usize) -> anyhow::Result<()> {
+    let chars = password.expose_secret().chars().count();
+    if chars == 0 {
+        anyhow::bail!("the password must not be empty");
+    }
+    if chars < min_chars {
+        anyhow::bail!("the password must be at least {min_chars} characters long");
+    }
+    Ok(())
+}
+
+/// The first line of `input`, without its line ending (`\n` or `\r\n`).
+/// Nothing else is trimmed: spaces may be part of a password.
+pub fn read_line(mut input: impl BufRead) -> anyhow::Result<SecretString> {
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    if line.ends_with('\n') {
+        line.pop();
+        if line.ends_with('\r') {
+            line.pop();
+        }
+    }
+    Ok(SecretString::from(line))
+}
+
+fn prompt_twice() -> anyhow::Result<SecretString> {
+    let first = prompt("Password: ")?;
+    let second = prompt("Repeat password: ")?;
+    if first.expose_secret() != second.expose_secret() {
+        anyhow::bail!("the two passwords do not match");
+    }
+    Ok(first)
+}
+
+fn prompt(text: &str) -> anyhow::Result<SecretString> {
+    rpassword::prompt_password(text)
+        .map(SecretString::from)
+        .context("cannot read a password from the terminal; pipe it in with --password-stdin")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_line_ending_is_stripped() {
+        for (input, expected) in [
+            ("secret\n", "secret"),
+            ("secret\r\n", "secret"),
+            ("secret", "secret"),
+            (" spaced out \n", " spaced out "),
+            ("first\nsecond\n", "first"),
+        ] {
+            let got = read_line(input.as_bytes()).unwrap();
+            assert_eq!(got.expose_secret(), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_short_passwords_are_refused() {
+        assert!(check(&SecretString::from(""), 0).is_err());
+        assert!(check(&SecretString::from("short"), 8).is_err());
+        assert!(check(&SecretString::from("long enough"), 8).is_ok());
+    }
+}

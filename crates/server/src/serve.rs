@@ -1,0 +1,226 @@
+//! `fastcore-security serve`: the library's auth router over the built-in
+//! users table, behind the HTTP hygiene layers a real deployment needs.
+//!
+//! [`app`] builds the router (tests use it in-process); [`serve`] is the
+//! command: configuration, database, optional demo user, listener, graceful
+//! shutdown.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::MatchedPath;
+use axum::http::{Request, StatusCode, header};
+use fastcore_security::{
+    AuthState, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
+};
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+use tokio::net::TcpListener;
+use tower_http::LatencyUnit;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::{Level, Span};
+
+use crate::cli::ServeArgs;
+use crate::database::Database;
+use crate::users::{Authenticator, SqliteUsers};
+
+/// Largest request body the server reads. The auth endpoints refuse bodies
+/// over 16 KiB themselves; this cap also covers any route added later.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request that takes longer than this is answered with 503, so a stuck
+/// client or a saturated hashing pool cannot pin connections forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The name of the user `--demo` creates on an empty database.
+pub const DEMO_USERNAME: &str = "demo";
+
+/// The server's router: the library's auth endpoints (`/auth/login`,
+/// `/auth/refresh`, `/auth/logout`, `/auth/logout-all`, `/auth/me`,
+/// `/health`) with request tracing, a body size limit and a timeout.
+///
+/// Tracing records the method, the matched route, the status and the
+/// latency, never headers, query strings or bodies: those carry tokens and
+/// passwords. `Authorization` and `Cookie` are also marked sensitive, so any
+/// layer that does print headers shows them redacted.
+pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
+    auth_router(AuthState::new(security, users))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                ),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+        ]))
+}
+
+/// The span of one request: method and route only. The route is the matched
+/// pattern, not the raw URI: the URI's query string (and, for a request to a
+/// route that does not exist, its path) is client input that may hold a token.
+fn request_span(request: &Request<Body>) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("(no route)", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), path = %route)
+}
+
+/// Runs `fastcore-security serve` until Ctrl-C or SIGTERM.
+pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
+    let config = config_from_env(database_url, args.demo)?;
+    let db = Database::open(database_url).await?;
+    tracing::info!(database = %redact_url(database_url), "database ready");
+    let security = db.security(config)?;
+    let users = db.users();
+    let authenticator = Arc::new(Authenticator::new(
+        users.clone(),
+        security.passwords().clone(),
+    ));
+
+    let listener = TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    if args.demo {
+        ensure_demo_user(&users, security.passwords(), addr).await?;
+    }
+    tracing::info!("listening on http://{addr}");
+    axum::serve(listener, app(security, authenticator))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The security configuration from the environment (the seed's variable
+/// names). With `demo`, a missing `JWT_SECRET_KEY` is replaced by a random
+/// development secret; the library refuses that when the environment says
+/// production.
+fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityConfig> {
+    let builder = SecurityConfig::builder_from_env()?;
+    let no_secret = !builder.has_secret();
+    let config = builder
+        .database_url(database_url)
+        .generate_development_secret(demo)
+        .build();
+    match config {
+        Ok(config) => Ok(config),
+        Err(err) if no_secret && !demo => Err(anyhow::anyhow!(
+            "{err} (or try it out with `fastcore-security serve --demo`, which uses a \
+             throw-away development secret)"
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// On an empty users table, creates the `demo` user with a random password
+/// and prints the credentials once, on standard output (never through the
+/// log, which may be shipped elsewhere). Only the hash is stored, so they
+/// cannot be shown again.
+async fn ensure_demo_user(
+    users: &SqliteUsers,
+    hasher: &PasswordHasher,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    if users.count().await? > 0 {
+        tracing::info!("--demo: the database already has users; not creating the demo user");
+        return Ok(());
+    }
+    let password: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    let hash = hasher.hash(&password).await?;
+    users.create(DEMO_USERNAME, &hash).await?;
+    let url = local_url(addr);
+    let rule = "=".repeat(72);
+    println!("{rule}");
+    println!("Demo user created. The password is shown only this once.");
+    println!();
+    println!("    username: {DEMO_USERNAME}");
+    println!("    password: {password}");
+    println!();
+    println!("Log in:");
+    println!("    curl -s {url}/auth/login -d username={DEMO_USERNAME} -d password={password}");
+    println!("{rule}");
+    Ok(())
+}
+
+/// A URL a local client can reach `addr` on (`0.0.0.0` is not connectable).
+fn local_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM; axum then stops accepting connections and
+/// finishes the requests in flight.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_url_replaces_unspecified_addresses() {
+        let any: SocketAddr = "0.0.0.0:8000".parse().unwrap();
+        assert_eq!(local_url(any), "http://127.0.0.1:8000");
+        let any6: SocketAddr = "[::]:8000".parse().unwrap();
+        assert_eq!(local_url(any6), "http://[::1]:8000");
+        let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(local_url(lo), "http://127.0.0.1:9");
+    }
+}
