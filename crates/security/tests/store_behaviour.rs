@@ -1,0 +1,508 @@
+//! One behaviour suite for every [`TokenStore`] backend.
+//!
+//! The suite is written once, as plain async functions over
+//! `Arc<dyn TokenStore>` (module `suite`). The `store_behaviour!` macro turns
+//! the whole list into `#[tokio::test]`s for one backend, so adding a backend
+//! (PostgreSQL, MySQL, Redis...) is one constructor in `backends` and one line
+//! at the bottom of this file:
+//!
+//! ```ignore
+//! #[cfg(feature = "postgres")]
+//! store_behaviour!(postgres => backends::postgres());
+//! ```
+//!
+//! Contract for a backend constructor: every call returns an *empty* store
+//! that no other test uses (a fresh file, database or key prefix), because
+//! tests run in parallel and some of them count what a purge removed.
+//!
+//! Times are fixed Unix seconds (`NOW`), never the clock: the store only
+//! compares the numbers it is given.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use fastcore_security::{TokenRecord, TokenStore, TokenType};
+
+/// "Now" for every test: 2030-03-17.
+const NOW: i64 = 1_900_000_000;
+
+/// A store under test, and whatever must live as long as it (a temp dir).
+struct Backend {
+    store: Arc<dyn TokenStore>,
+    _guard: Option<tempfile::TempDir>,
+}
+
+mod backends {
+    use super::Backend;
+    use std::sync::Arc;
+
+    use fastcore_security::{MemoryTokenStore, SqliteTokenStore, connect_store};
+
+    pub(super) async fn memory() -> Backend {
+        Backend {
+            store: Arc::new(MemoryTokenStore::new()),
+            _guard: None,
+        }
+    }
+
+    /// A SQLite file in a fresh temp dir, opened and migrated by `connect_store`
+    /// (a pool of several connections, WAL mode).
+    pub(super) async fn sqlite_file() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
+        Backend {
+            store: connect_store(&url).await.unwrap(),
+            _guard: Some(dir),
+        }
+    }
+
+    /// An in-memory SQLite database (one connection), opened and migrated
+    /// through `SqliteTokenStore` itself.
+    pub(super) async fn sqlite_in_memory() -> Backend {
+        let store = SqliteTokenStore::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        Backend {
+            store: Arc::new(store),
+            _guard: None,
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per suite function for a backend.
+macro_rules! store_behaviour {
+    ($backend:ident => $make:expr) => {
+        store_behaviour!(@tests $backend, $make, [
+            backend_answers_ping,
+            insert_then_get_round_trips_every_field,
+            duplicate_jti_is_an_error_and_keeps_the_first,
+            concurrent_duplicate_inserts_let_exactly_one_win,
+            revoke_one_is_idempotent_and_says_whether_it_changed,
+            revoke_family_revokes_the_session_only,
+            revoke_user_keeps_the_excepted_session,
+            list_live_excludes_revoked_and_expired_oldest_first,
+            purge_expired_works_in_batches_and_keeps_live_records,
+            concurrent_inserts_and_revocations,
+            unicode_and_long_user_ids,
+            user_ids_match_exactly,
+            unknown_ids_change_nothing,
+        ]);
+    };
+    (@tests $backend:ident, $make:expr, [$($test:ident),* $(,)?]) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let backend: Backend = $make.await;
+                    suite::$test(Arc::clone(&backend.store)).await;
+                }
+            )*
+        }
+    };
+}
+
+fn record(
+    jti: &str,
+    user: &str,
+    family: Option<&str>,
+    issued_at: i64,
+    expires_at: i64,
+) -> TokenRecord {
+    TokenRecord {
+        jti: jti.to_owned(),
+        token_type: TokenType::Access,
+        user_id: user.to_owned(),
+        family_id: family.map(str::to_owned),
+        issued_at,
+        expires_at,
+        revoked_at: None,
+    }
+}
+
+/// A live record: issued a minute ago, expires in an hour.
+fn live(jti: &str, user: &str, family: Option<&str>) -> TokenRecord {
+    record(jti, user, family, NOW - 60, NOW + 3600)
+}
+
+async fn insert_all(store: &Arc<dyn TokenStore>, records: &[TokenRecord]) {
+    for r in records {
+        store.insert(r).await.unwrap();
+    }
+}
+
+async fn revoked_at(store: &Arc<dyn TokenStore>, jti: &str) -> Option<i64> {
+    store.get(jti).await.unwrap().unwrap().revoked_at
+}
+
+async fn live_jtis(store: &Arc<dyn TokenStore>, user: &str) -> Vec<String> {
+    store
+        .list_live(user, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.jti)
+        .collect()
+}
+
+mod suite {
+    use super::*;
+
+    pub(super) async fn backend_answers_ping(store: Arc<dyn TokenStore>) {
+        store.ping().await.unwrap();
+        assert!(!store.backend().is_empty());
+    }
+
+    pub(super) async fn insert_then_get_round_trips_every_field(store: Arc<dyn TokenStore>) {
+        let records = [
+            TokenRecord {
+                jti: "5c2a4f0e-0000-4000-8000-000000000001".into(),
+                token_type: TokenType::Refresh,
+                user_id: "42".into(),
+                family_id: Some("family-ü-1".into()),
+                issued_at: NOW,
+                expires_at: 4_102_444_800,
+                revoked_at: None,
+            },
+            TokenRecord {
+                jti: "j".repeat(200),
+                token_type: TokenType::Access,
+                user_id: "u".into(),
+                family_id: None,
+                issued_at: 0,
+                expires_at: i64::MAX / 2,
+                revoked_at: Some(NOW - 1),
+            },
+        ];
+        insert_all(&store, &records).await;
+        for r in &records {
+            assert_eq!(store.get(&r.jti).await.unwrap().as_ref(), Some(r));
+        }
+        assert!(records[0].is_live(NOW));
+        assert!(!records[1].is_live(NOW), "revoked");
+    }
+
+    pub(super) async fn duplicate_jti_is_an_error_and_keeps_the_first(store: Arc<dyn TokenStore>) {
+        let first = live("dup", "alice", None);
+        store.insert(&first).await.unwrap();
+        let mut second = live("dup", "mallory", Some("f"));
+        second.token_type = TokenType::Refresh;
+        let err = store.insert(&second).await.unwrap_err();
+        assert_eq!(err.operation(), "insert");
+        assert_eq!(store.get("dup").await.unwrap(), Some(first));
+        assert!(live_jtis(&store, "mallory").await.is_empty());
+    }
+
+    pub(super) async fn concurrent_duplicate_inserts_let_exactly_one_win(
+        store: Arc<dyn TokenStore>,
+    ) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                store
+                    .insert(&live("contested", &format!("user-{i}"), None))
+                    .await
+                    .is_ok()
+            });
+        }
+        let wins = tasks.join_all().await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(wins, 1);
+        let winner = store.get("contested").await.unwrap().unwrap();
+        assert_eq!(live_jtis(&store, &winner.user_id).await, ["contested"]);
+    }
+
+    pub(super) async fn revoke_one_is_idempotent_and_says_whether_it_changed(
+        store: Arc<dyn TokenStore>,
+    ) {
+        insert_all(
+            &store,
+            &[live("a", "u", Some("f")), live("b", "u", Some("f"))],
+        )
+        .await;
+        assert!(store.revoke("a", NOW).await.unwrap());
+        assert!(!store.revoke("a", NOW + 10).await.unwrap());
+        assert_eq!(
+            revoked_at(&store, "a").await,
+            Some(NOW),
+            "a second revoke keeps the first time"
+        );
+        assert_eq!(revoked_at(&store, "b").await, None, "only that token");
+        assert_eq!(live_jtis(&store, "u").await, ["b"]);
+    }
+
+    pub(super) async fn revoke_family_revokes_the_session_only(store: Arc<dyn TokenStore>) {
+        let mut already = live("a3", "u", Some("A"));
+        already.revoked_at = Some(NOW - 5);
+        insert_all(
+            &store,
+            &[
+                live("a1", "u", Some("A")),
+                live("a2", "v", Some("A")),
+                already,
+                live("b1", "u", Some("B")),
+                live("n1", "u", None),
+            ],
+        )
+        .await;
+        assert_eq!(store.revoke_family("A", NOW).await.unwrap(), 2);
+        assert_eq!(revoked_at(&store, "a1").await, Some(NOW));
+        assert_eq!(revoked_at(&store, "a2").await, Some(NOW));
+        assert_eq!(
+            revoked_at(&store, "a3").await,
+            Some(NOW - 5),
+            "kept its time"
+        );
+        assert_eq!(revoked_at(&store, "b1").await, None);
+        assert_eq!(revoked_at(&store, "n1").await, None);
+        assert_eq!(store.revoke_family("A", NOW + 1).await.unwrap(), 0);
+        assert_eq!(
+            store.revoke_family("a", NOW).await.unwrap(),
+            0,
+            "case matters"
+        );
+    }
+
+    pub(super) async fn revoke_user_keeps_the_excepted_session(store: Arc<dyn TokenStore>) {
+        let mut already = live("old", "u", Some("B"));
+        already.revoked_at = Some(NOW - 5);
+        insert_all(
+            &store,
+            &[
+                live("a1", "u", Some("A")),
+                live("a2", "u", Some("A")),
+                live("b1", "u", Some("B")),
+                live("b2", "u", Some("B")),
+                live("n1", "u", None),
+                already,
+                live("v1", "v", Some("A")),
+            ],
+        )
+        .await;
+        assert_eq!(store.revoke_user("u", Some("A"), NOW).await.unwrap(), 3);
+        assert_eq!(live_jtis(&store, "u").await, ["a1", "a2"]);
+        assert_eq!(
+            live_jtis(&store, "v").await,
+            ["v1"],
+            "other users untouched"
+        );
+        assert_eq!(revoked_at(&store, "old").await, Some(NOW - 5));
+
+        // An exception naming a session the user does not have keeps nothing.
+        assert_eq!(store.revoke_user("u", Some("Z"), NOW).await.unwrap(), 2);
+        assert!(live_jtis(&store, "u").await.is_empty());
+        assert_eq!(store.revoke_user("u", None, NOW).await.unwrap(), 0);
+        assert_eq!(store.revoke_user("v", None, NOW).await.unwrap(), 1);
+
+        // Without an exception, tokens without a session go too.
+        insert_all(&store, &[live("w1", "w", None), live("w2", "w", Some("A"))]).await;
+        assert_eq!(store.revoke_user("w", None, NOW).await.unwrap(), 2);
+        assert!(live_jtis(&store, "w").await.is_empty());
+    }
+
+    pub(super) async fn list_live_excludes_revoked_and_expired_oldest_first(
+        store: Arc<dyn TokenStore>,
+    ) {
+        let mut revoked = record("revoked", "u", None, NOW - 500, NOW + 10);
+        revoked.revoked_at = Some(NOW - 1);
+        let mut refresh = record("r-newest", "u", Some("s"), NOW - 10, NOW + 86_400);
+        refresh.token_type = TokenType::Refresh;
+        // Inserted out of order on purpose.
+        insert_all(
+            &store,
+            &[
+                refresh.clone(),
+                record("t-b", "u", None, NOW - 100, NOW + 10),
+                record("expired", "u", None, NOW - 900, NOW - 1),
+                record("at-now", "u", None, NOW - 900, NOW),
+                record("t-a", "u", None, NOW - 100, NOW + 10),
+                revoked,
+                record("oldest", "u", None, NOW - 300, NOW + 1),
+                record("other-user", "v", None, NOW - 1000, NOW + 10),
+            ],
+        )
+        .await;
+        let live = store.list_live("u", NOW).await.unwrap();
+        let jtis: Vec<_> = live.iter().map(|r| r.jti.as_str()).collect();
+        assert_eq!(jtis, ["oldest", "t-a", "t-b", "r-newest"]);
+        assert_eq!(live[3], refresh, "records come back whole");
+        // Later, fewer are live.
+        assert_eq!(
+            store
+                .list_live("u", NOW + 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| r.jti)
+                .collect::<Vec<_>>(),
+            ["r-newest"]
+        );
+    }
+
+    pub(super) async fn purge_expired_works_in_batches_and_keeps_live_records(
+        store: Arc<dyn TokenStore>,
+    ) {
+        let mut records = Vec::new();
+        for i in 0..25 {
+            records.push(record(
+                &format!("exp-{i:02}"),
+                "u",
+                None,
+                NOW - 1000,
+                NOW - 1 - i,
+            ));
+        }
+        for i in 0..2 {
+            let mut r = record(
+                &format!("exp-rev-{i}"),
+                "u",
+                Some("f"),
+                NOW - 1000,
+                NOW - 50,
+            );
+            r.revoked_at = Some(NOW - 60);
+            records.push(r);
+        }
+        let mut keep = vec![record("at-cutoff", "u", None, NOW - 1000, NOW)];
+        for i in 0..5 {
+            keep.push(live(&format!("live-{i}"), "u", None));
+        }
+        let mut revoked_live = live("revoked-live", "u", Some("f"));
+        revoked_live.revoked_at = Some(NOW - 1);
+        keep.push(revoked_live);
+        insert_all(&store, &records).await;
+        insert_all(&store, &keep).await;
+
+        assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 10);
+        assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 10);
+        assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 7);
+        assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 0);
+        for r in &records {
+            assert_eq!(store.get(&r.jti).await.unwrap(), None, "{}", r.jti);
+        }
+        for r in &keep {
+            assert_eq!(store.get(&r.jti).await.unwrap().as_ref(), Some(r));
+        }
+        assert_eq!(
+            store.purge_expired(NOW + 1, 100).await.unwrap(),
+            1,
+            "at-cutoff"
+        );
+    }
+
+    pub(super) async fn concurrent_inserts_and_revocations(store: Arc<dyn TokenStore>) {
+        const N: usize = 200;
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                let jti = format!("c-{i:03}");
+                store
+                    .insert(&record(
+                        &jti,
+                        "busy",
+                        Some("s"),
+                        NOW - i64::try_from(i).unwrap(),
+                        NOW + 60,
+                    ))
+                    .await
+                    .unwrap();
+                // Read your own write, while others write.
+                assert_eq!(store.get(&jti).await.unwrap().unwrap().user_id, "busy");
+            });
+        }
+        tasks.join_all().await;
+        let live = store.list_live("busy", NOW).await.unwrap();
+        assert_eq!(live.len(), N);
+        let distinct: HashSet<_> = live.iter().map(|r| r.jti.clone()).collect();
+        assert_eq!(distinct.len(), N);
+        assert_eq!(live[0].jti, format!("c-{:03}", N - 1), "oldest first");
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..N {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move { store.revoke(&format!("c-{i:03}"), NOW).await.unwrap() });
+        }
+        assert!(tasks.join_all().await.into_iter().all(|changed| changed));
+        assert!(store.list_live("busy", NOW).await.unwrap().is_empty());
+        assert_eq!(store.revoke_family("s", NOW).await.unwrap(), 0);
+    }
+
+    pub(super) async fn unicode_and_long_user_ids(store: Arc<dyn TokenStore>) {
+        let long_ascii = "x".repeat(1000);
+        let long_unicode = "é".repeat(500);
+        assert_eq!(long_unicode.len(), 1000);
+        let ids = [
+            "用户-ünïcode-🙂".to_owned(),
+            long_ascii.clone(),
+            long_unicode.clone(),
+            "'; DROP TABLE fastcore_tokens; --".to_owned(),
+            "a%".to_owned(),
+            "a_c".to_owned(),
+            "abc".to_owned(),
+        ];
+        for (i, id) in ids.iter().enumerate() {
+            store
+                .insert(&live(&format!("id-{i}"), id, Some(id)))
+                .await
+                .unwrap();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let got = store.get(&format!("id-{i}")).await.unwrap().unwrap();
+            assert_eq!(&got.user_id, id);
+            assert_eq!(got.family_id.as_deref(), Some(id.as_str()));
+            assert_eq!(live_jtis(&store, id).await, [format!("id-{i}")]);
+        }
+        // No pattern matching: `a%` and `a_c` name themselves only.
+        assert_eq!(store.revoke_user("a%", None, NOW).await.unwrap(), 1);
+        assert_eq!(store.revoke_family("a_c", NOW).await.unwrap(), 1);
+        assert_eq!(live_jtis(&store, "abc").await, ["id-6"]);
+        assert_eq!(
+            store.revoke_user(&long_unicode, None, NOW).await.unwrap(),
+            1
+        );
+        assert_eq!(live_jtis(&store, &long_ascii).await, ["id-1"]);
+        store.ping().await.unwrap();
+    }
+
+    pub(super) async fn user_ids_match_exactly(store: Arc<dyn TokenStore>) {
+        // Some SQL collations fold case or ignore trailing spaces; user ids
+        // are opaque strings and must not.
+        let ids = ["alice", "Alice", "ALICE", "alice ", " alice", "alíce"];
+        for (i, id) in ids.iter().enumerate() {
+            store
+                .insert(&live(&format!("x-{i}"), id, Some(id)))
+                .await
+                .unwrap();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(live_jtis(&store, id).await, [format!("x-{i}")], "{id:?}");
+        }
+        assert_eq!(store.revoke_user("Alice", None, NOW).await.unwrap(), 1);
+        assert_eq!(store.revoke_family("alice ", NOW).await.unwrap(), 1);
+        assert_eq!(live_jtis(&store, "alice").await, ["x-0"]);
+        assert!(
+            store.get("X-0").await.unwrap().is_none(),
+            "jti lookup is exact too"
+        );
+    }
+
+    pub(super) async fn unknown_ids_change_nothing(store: Arc<dyn TokenStore>) {
+        assert_eq!(store.get("nope").await.unwrap(), None);
+        assert!(!store.revoke("nope", NOW).await.unwrap());
+        assert_eq!(store.revoke_family("nope", NOW).await.unwrap(), 0);
+        assert_eq!(store.revoke_user("nope", None, NOW).await.unwrap(), 0);
+        assert!(store.list_live("nope", NOW).await.unwrap().is_empty());
+        assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 0);
+        store.insert(&live("known", "u", None)).await.unwrap();
+        assert!(!store.revoke("nope", NOW).await.unwrap());
+        assert_eq!(store.get("",).await.unwrap(), None);
+        assert_eq!(live_jtis(&store, "u").await, ["known"]);
+    }
+}
+
+store_behaviour!(memory => backends::memory());
+store_behaviour!(sqlite_file => backends::sqlite_file());
+store_behaviour!(sqlite_in_memory => backends::sqlite_in_memory());
