@@ -1,0 +1,345 @@
+//! Shared helpers: an in-process server on a real listener, and the built
+//! binary run as a child process with its output captured line by line.
+//!
+//! Nothing here sleeps: a test waits for the line that proves the state it
+//! needs ("listening on ...", the demo credentials) or for the process to
+//! exit. The receive timeouts are only a safety net so a broken build fails
+//! instead of hanging CI.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fastcore_security::{Security, SecurityConfig};
+use fastcore_security_server::database::Database;
+use fastcore_security_server::serve::app;
+use fastcore_security_server::users::{Authenticator, User};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A signing secret for tests (64 bytes, long enough for every HMAC size).
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef0123456789abcdef0123";
+
+/// The safety-net wait for a line or an exit.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A temporary directory holding one SQLite database file.
+pub struct TempDb {
+    pub dir: TempDir,
+}
+
+impl TempDb {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("test.db")
+    }
+
+    pub fn url(&self) -> String {
+        format!("sqlite://{}", self.path().display())
+    }
+
+    pub async fn open(&self) -> Database {
+        Database::open(&self.url())
+            .await
+            .expect("the database opens")
+    }
+}
+
+pub fn config(url: &str) -> SecurityConfig {
+    SecurityConfig::builder()
+        .secret(SECRET)
+        .database_url(url)
+        .build()
+        .expect("a valid test configuration")
+}
+
+/// The server's router on 127.0.0.1:0, in this process, over its own
+/// temporary database.
+pub struct TestServer {
+    pub base: String,
+    pub db: Database,
+    pub security: Security,
+    pub client: reqwest::Client,
+    pub temp: TempDb,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let temp = TempDb::new();
+        let db = temp.open().await;
+        let security = db.security(config(&temp.url())).expect("security");
+        let users = Arc::new(Authenticator::new(db.users(), security.passwords().clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = app(security.clone(), users);
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        Self {
+            base: format!("http://{addr}"),
+            db,
+            security,
+            client: reqwest::Client::new(),
+            temp,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn add_user(&self, username: &str, password: &str) -> User {
+        let hash = fastcore_security::get_password_hash(password)
+            .await
+            .expect("hash");
+        self.db.users().create(username, &hash).await.expect("user")
+    }
+
+    pub async fn login_form(&self, username: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("scope", ""),
+                ("client_id", ""),
+                ("client_secret", ""),
+            ])
+            .send()
+            .await
+            .expect("login request")
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    pub async fn tokens(&self, username: &str, password: &str) -> (String, String) {
+        let response = self.login_form(username, password).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: Value = response.json().await.expect("json");
+        (
+            body["access_token"].as_str().expect("access").to_owned(),
+            body["refresh_token"].as_str().expect("refresh").to_owned(),
+        )
+    }
+
+    pub async fn me(&self, access: &str) -> reqwest::Response {
+        self.client
+            .get(self.url("/auth/me"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("me request")
+    }
+
+    pub async fn refresh_json(&self, refresh: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/refresh"))
+            .json(&serde_json::json!({ "refresh_token": refresh }))
+            .send()
+            .await
+            .expect("refresh request")
+    }
+}
+
+/// The built binary, with an empty environment: no JWT_SECRET_KEY,
+/// DATABASE_URL, RUST_LOG or APP_ENV leaks in from the developer's shell.
+pub fn binary(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fastcore-security"));
+    command.env_clear().current_dir(dir);
+    command
+}
+
+/// What a finished command printed.
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "status: {}\n--- stdout\n{}--- stderr\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `command` to completion, feeding `stdin` (if any) and closing it.
+pub fn run(mut command: Command, stdin: Option<&str>) -> Output {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the binary starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(input) = stdin {
+        // The command may exit before reading (e.g. a refused username).
+        let _ = pipe.write_all(input.as_bytes());
+    }
+    drop(pipe);
+    let out = child.wait_with_output().expect("the binary runs");
+    Output {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Which pipe a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A long-running child (the server), its output read line by line by two
+/// threads into a channel and into one capture of everything it printed.
+pub struct Running {
+    pub child: Child,
+    lines: Receiver<(Stream, String)>,
+    seen: Vec<(Stream, String)>,
+    captured: Arc<Mutex<String>>,
+}
+
+fn pump(
+    stream: Stream,
+    pipe: impl Read + Send + 'static,
+    tx: Sender<(Stream, String)>,
+    all: Arc<Mutex<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            all.lock().expect("capture").push_str(&format!("{line}\n"));
+            if tx.send((stream, line)).is_err() {
+                // Nobody waits for lines any more; keep capturing.
+            }
+        }
+    });
+}
+
+impl Running {
+    pub fn spawn(mut command: Command) -> Self {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the binary starts");
+        let (tx, rx) = channel();
+        let captured = Arc::new(Mutex::new(String::new()));
+        pump(
+            Stream::Stdout,
+            child.stdout.take().expect("stdout"),
+            tx.clone(),
+            Arc::clone(&captured),
+        );
+        pump(
+            Stream::Stderr,
+            child.stderr.take().expect("stderr"),
+            tx,
+            Arc::clone(&captured),
+        );
+        Self {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+            captured,
+        }
+    }
+
+    /// The first line of `stream` (since the start) that satisfies
+    /// `matches`, waiting for it if it has not been printed yet.
+    pub fn wait_for(&mut self, stream: Stream, matches: impl Fn(&str) -> bool) -> String {
+        let hit = |s: &Stream, line: &str| *s == stream && matches(line);
+        if let Some((_, line)) = self.seen.iter().find(|(s, l)| hit(s, l)) {
+            return line.clone();
+        }
+        loop {
+            match self.lines.recv_timeout(PATIENCE) {
+                Ok((s, line)) => {
+                    let found = hit(&s, &line);
+                    self.seen.push((s, line.clone()));
+                    if found {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no matching line; output so far:\n{}", self.captured())
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("the process ended first; output:\n{}", self.captured())
+                }
+            }
+        }
+    }
+
+    /// Waits for the "listening on http://ADDR" log line; returns the base URL.
+    pub fn wait_until_listening(&mut self) -> String {
+        let line = self.wait_for(Stream::Stderr, |l| l.contains("listening on http://"));
+        let start = line.find("http://").expect("url");
+        line[start..]
+            .split_whitespace()
+            .next()
+            .expect("url")
+            .to_owned()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        self.child.wait().expect("the server exits")
+    }
+
+    /// Everything printed so far (complete once the process has exited and
+    /// its pipes are drained).
+    pub fn captured(&self) -> String {
+        self.captured.lock().expect("capture").clone()
+    }
+
+    /// Waits until both pipes are closed, so `captured` is complete.
+    pub fn drain(&mut self) {
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            self.seen.push(line);
+        }
+    }
+
+    /// The lines of `stream` that satisfy `matches`, among those seen so far.
+    pub fn lines_matching(&self, stream: Stream, matches: impl Fn(&str) -> bool) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|(s, l)| *s == stream && matches(l))
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
