@@ -7,6 +7,8 @@
 //! instead of hanging CI.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
+// Test helpers fail the test by panicking, like `assert!` does.
+#![allow(clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
