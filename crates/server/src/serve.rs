@@ -105,9 +105,10 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         ensure_demo_user(&users, security.passwords(), addr).await?;
     }
+    let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{addr}");
     axum::serve(listener, app(security, authenticator))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("the server failed")?;
     tracing::info!("stopped");
@@ -179,35 +180,37 @@ fn local_url(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-/// Resolves on Ctrl-C or SIGTERM; axum then stops accepting connections and
-/// finishes the requests in flight.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens for Ctrl-C and SIGTERM; the returned future resolves on either,
+/// and axum then stops accepting connections and finishes the requests in
+/// flight.
+///
+/// The handlers are installed here, before the server says it is listening:
+/// a signal that arrives between "listening" and the first poll of a lazily
+/// registered handler would otherwise kill the process the hard way.
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+            tracing::info!("shutting down: finishing the requests in flight");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %err, "cannot listen for Ctrl-C");
                 std::future::pending::<()>().await;
             }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+            tracing::info!("shutting down: finishing the requests in flight");
+        })
     }
-    tracing::info!("shutting down: finishing the requests in flight");
 }
 
 #[cfg(test)]
