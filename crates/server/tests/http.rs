@@ -1,6 +1,9 @@
 //! The server's HTTP behaviour, in-process over a real listener on
 //! 127.0.0.1:0, each test with its own SQLite file.
 
+// Test code: a failed assumption fails the test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use common::TestServer;

@@ -1,0 +1,434 @@
+//! The admin commands, run as the built binary against a temporary database.
+
+// Test code: a failed assumption fails the test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::{SECRET, TempDb, binary, config, run};
+use fastcore_security::{Error, TokenRecord, TokenType};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn add_user(temp: &TempDb, username: &str, stdin: &str) -> common::Output {
+    let mut command = binary(temp.dir.path());
+    command
+        .args([
+            "users",
+            "add",
+            username,
+            "--password-stdin",
+            "--database-url",
+        ])
+        .arg(temp.url());
+    run(command, Some(stdin))
+}
+
+#[tokio::test]
+async fn users_add_reads_the_password_from_stdin_and_the_user_can_log_in() {
+    let temp = TempDb::new();
+    let out = add_user(&temp, "ada", &format!("{PASSWORD}\n"));
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("created user \"ada\""), "{out:?}");
+    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
+
+    // The trailing newline is not part of the password; the user logs in.
+    let db = temp.open().await;
+    let user = db.users().find_by_username("ada").await.unwrap().unwrap();
+    assert!(user.is_active);
+    assert!(user.password_hash().starts_with("$argon2id$"));
+    assert!(fastcore_security::verify_password(PASSWORD, user.password_hash()).await);
+    let security = db.security(config(&temp.url())).unwrap();
+    let users = fastcore_security_server::users::Authenticator::new(
+        db.users(),
+        security.passwords().clone(),
+    );
+    let found = fastcore_security::UserAuthentication::authenticate(
+        &users,
+        &fastcore_security::Credentials::new("ada", PASSWORD),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found.map(|u| u.id), Some(user.id));
+}
+
+#[test]
+fn users_add_twice_fails_with_a_clear_message() {
+    let temp = TempDb::new();
+    assert!(add_user(&temp, "ada", PASSWORD).success());
+    let out = add_user(&temp, "ada", "another password\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr.trim(),
+        "error: a user named \"ada\" already exists",
+        "{out:?}"
+    );
+    // Case does not make a different user.
+    let out = add_user(&temp, "ADA", "another password\n");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("already exists"), "{out:?}");
+}
+
+#[test]
+fn users_add_refuses_bad_input() {
+    let temp = TempDb::new();
+    for (username, stdin, expected) in [
+        ("ada", "\n", "must not be empty"),
+        ("ada", "short\n", "at least 8 characters"),
+        (" ada", "long enough pw\n", "whitespace"),
+        ("", "long enough pw\n", "must not be empty"),
+    ] {
+        let out = add_user(&temp, username, stdin);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stderr.contains(expected), "{username:?}: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "one line: {out:?}");
+    }
+}
+
+#[test]
+fn users_list_disable_and_enable() {
+    let temp = TempDb::new();
+    assert!(add_user(&temp, "ada", PASSWORD).success());
+    assert!(add_user(&temp, "grace", PASSWORD).success());
+    let list = |temp: &TempDb| {
+        let mut command = binary(temp.dir.path());
+        command
+            .args(["users", "list", "--database-url"])
+            .arg(temp.url());
+        run(command, None)
+    };
+    let out = list(&temp);
+    assert!(out.success(), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("USERNAME"),
+        "{out:?}"
+    );
+    assert!(
+        lines[0].contains("ACTIVE") && lines[0].contains("CREATED"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("ada") && out.stdout.contains("grace"));
+    assert!(
+        !out.stdout.contains("argon2"),
+        "no hashes in the list: {out:?}"
+    );
+
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "disable", "ada", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("disabled user \"ada\""), "{out:?}");
+    let out = list(&temp);
+    let ada = out.stdout.lines().find(|l| l.contains("ada")).unwrap();
+    assert!(ada.split_whitespace().any(|w| w == "no"), "{ada}");
+
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "enable", "ada", "--database-url"])
+        .arg(temp.url());
+    assert!(run(command, None).success());
+    let out = list(&temp);
+    let ada = out.stdout.lines().find(|l| l.contains("ada")).unwrap();
+    assert!(ada.split_whitespace().any(|w| w == "yes"), "{ada}");
+
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "disable", "nobody", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("no user named \"nobody\""), "{out:?}");
+}
+
+#[test]
+fn database_url_comes_from_the_environment_too() {
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "add", "ada"])
+        .env("DATABASE_URL", temp.url());
+    assert!(run(command, Some(PASSWORD)).success());
+    assert!(temp.path().exists());
+
+    // And the default is a file in the working directory.
+    let mut command = binary(temp.dir.path());
+    command.arg("migrate");
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(temp.dir.path().join("fastcore-security.db").exists());
+}
+
+#[tokio::test]
+async fn hash_password_prints_an_argon2id_hash_that_verifies() {
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command.arg("hash-password");
+    let out = run(command, Some(&format!("{PASSWORD}\n")));
+    assert!(out.success(), "{out:?}");
+    let hash = out.stdout.trim();
+    assert!(hash.starts_with("$argon2id$"), "{out:?}");
+    assert!(fastcore_security::verify_password(PASSWORD, hash).await);
+    assert!(!fastcore_security::verify_password("wrong", hash).await);
+    assert!(!temp.path().exists(), "hash-password needs no database");
+}
+
+#[test]
+fn migrate_creates_both_schemas_and_can_run_again() {
+    let temp = TempDb::new();
+    for _ in 0..2 {
+        let mut command = binary(temp.dir.path());
+        command.args(["migrate", "--database-url"]).arg(temp.url());
+        let out = run(command, None);
+        assert!(out.success(), "{out:?}");
+        assert!(out.stdout.contains("up to date"), "{out:?}");
+    }
+    let mut command = binary(temp.dir.path());
+    command.args(["migrate", "--database-url", "postgres://u:hunter2@db/x"]);
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("sqlite:"), "{out:?}");
+    assert!(!out.stderr.contains("hunter2"), "{out:?}");
+}
+
+/// A token pair minted through the library on the test database.
+async fn mint(temp: &TempDb) -> (fastcore_security::Security, String, String) {
+    let db = temp.open().await;
+    let security = db.security(config(&temp.url())).unwrap();
+    let pair = security.create_token_pair("user-1", None).await.unwrap();
+    (security, pair.access_token, pair.refresh_token)
+}
+
+fn inspect(temp: &TempDb, token: &str, secret: Option<&str>) -> common::Output {
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "inspect", "-", "--database-url"])
+        .arg(temp.url());
+    if let Some(secret) = secret {
+        command.env("JWT_SECRET_KEY", secret);
+    }
+    run(command, Some(&format!("{token}\n")))
+}
+
+#[tokio::test]
+async fn token_inspect_shows_the_claims_under_an_unverified_banner() {
+    let temp = TempDb::new();
+    let (security, access, _) = mint(&temp).await;
+    let claims = security.decode_token(&access).unwrap();
+
+    // Without the secret: decoded, flagged, nothing verified.
+    let mut command = binary(temp.dir.path());
+    command.args(["token", "inspect"]).arg(&access);
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.starts_with("UNVERIFIED"), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("\"jti\": \"{}\"", claims.jti)),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("\"sub\": \"user-1\""), "{out:?}");
+    assert!(out.stdout.contains("\"type\": \"access\""), "{out:?}");
+    assert!(out.stdout.contains("\"alg\": \"HS256\""), "{out:?}");
+    assert!(out.stdout.contains("Set JWT_SECRET_KEY"), "{out:?}");
+
+    // With the secret: signature, record and verdict.
+    let out = inspect(&temp, &access, Some(SECRET));
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("UNVERIFIED"), "{out:?}");
+    assert!(
+        out.stdout.contains("signature and claims: valid"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("access token of user user-1"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("; live"), "{out:?}");
+    assert!(out.stdout.contains("accepted now: yes"), "{out:?}");
+
+    // With another secret, the signature is refused.
+    let other = "another-secret-another-secret-another-secret!";
+    let out = inspect(&temp, &access, Some(other));
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("signature and claims: NOT valid"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("accepted now: no"), "{out:?}");
+
+    // Garbage is a clear error.
+    let out = inspect(&temp, "not-a-token", None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("not a JWT"), "{out:?}");
+}
+
+#[tokio::test]
+async fn token_revoke_by_jti_makes_the_token_fail() {
+    let temp = TempDb::new();
+    let (security, access, refresh) = mint(&temp).await;
+    let jti = security.decode_token(&access).unwrap().jti;
+
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "revoke", &jti, "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("revoked token {jti}")),
+        "{out:?}"
+    );
+    assert!(matches!(
+        security
+            .validate_token(&access, Some(TokenType::Access))
+            .await,
+        Err(Error::RevokedToken)
+    ));
+    // Only that token.
+    assert!(security.validate_token(&refresh, None).await.is_ok());
+
+    // Twice is fine; an unknown id is an error (most likely a typo).
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "revoke", &jti, "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("already revoked"), "{out:?}");
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "revoke", "no-such-jti", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("no token with id"), "{out:?}");
+}
+
+#[tokio::test]
+async fn token_revoke_user_revokes_every_token_of_the_user() {
+    let temp = TempDb::new();
+    let db = temp.open().await;
+    let hash = fastcore_security::get_password_hash(PASSWORD)
+        .await
+        .unwrap();
+    let ada = db.users().create("ada", &hash).await.unwrap();
+    let security = db.security(config(&temp.url())).unwrap();
+    let first = security.create_token_pair(&ada.id, None).await.unwrap();
+    let second = security.create_token_pair(&ada.id, None).await.unwrap();
+    let other = security
+        .create_token_pair("someone-else", None)
+        .await
+        .unwrap();
+
+    // By username (resolved to the id) ...
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "revoke", "--user", "ada", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("revoked 4 token(s) of user {}", ada.id)),
+        "{out:?}"
+    );
+    for token in [
+        &first.access_token,
+        &first.refresh_token,
+        &second.access_token,
+        &second.refresh_token,
+    ] {
+        assert!(matches!(
+            security.validate_token(token, None).await,
+            Err(Error::RevokedToken)
+        ));
+    }
+    assert!(
+        security
+            .validate_token(&other.access_token, None)
+            .await
+            .is_ok()
+    );
+
+    // ... or by id, which also works for users the table does not know.
+    let mut command = binary(temp.dir.path());
+    command
+        .args([
+            "token",
+            "revoke",
+            "--user",
+            "someone-else",
+            "--database-url",
+        ])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("revoked 2 token(s)"), "{out:?}");
+    assert!(
+        security
+            .validate_token(&other.access_token, None)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn token_purge_deletes_expired_records_only() {
+    let temp = TempDb::new();
+    let db = temp.open().await;
+    let store = db.token_store();
+    let now = fastcore_security_server::clock::now();
+    for (jti, expires_at) in [
+        ("old-1", now - 60),
+        ("old-2", now - 1),
+        ("live", now + 3600),
+    ] {
+        store
+            .insert(&TokenRecord {
+                jti: jti.into(),
+                token_type: TokenType::Access,
+                user_id: "u".into(),
+                family_id: None,
+                issued_at: now - 7200,
+                expires_at,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+    }
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "purge", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("purged 2 expired token record(s)"),
+        "{out:?}"
+    );
+    assert!(store.get("old-1").await.unwrap().is_none());
+    assert!(store.get("live").await.unwrap().is_some());
+}
+
+#[test]
+fn errors_are_one_line_without_a_panic() {
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command.args([
+        "users",
+        "list",
+        "--database-url",
+        "sqlite:///nonexistent-dir/for/sure/x.db",
+    ]);
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: cannot open the database"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+}

@@ -1,0 +1,298 @@
+//! `fastcore-security serve` as a real process: start-up refusals, the
+//! `--demo` credentials, graceful shutdown, and what reaches the log.
+
+// Test code: a failed assumption fails the test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use common::{Running, SECRET, Stream, TempDb, binary, run};
+use serde_json::Value;
+
+fn serve(temp: &TempDb) -> std::process::Command {
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+        .arg(temp.url());
+    command
+}
+
+#[test]
+fn serve_without_a_secret_and_without_demo_exits_1_naming_jwt_secret_key() {
+    let temp = TempDb::new();
+    let out = run(serve(&temp), None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one clear line: {out:?}");
+    assert!(lines[0].starts_with("error: "), "{out:?}");
+    assert!(lines[0].contains("JWT_SECRET_KEY is not set"), "{out:?}");
+    assert!(
+        lines[0].contains("--demo"),
+        "points at the demo mode: {out:?}"
+    );
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_short_secret_is_refused_with_a_clear_message() {
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command.env("JWT_SECRET_KEY", "too-short-secret");
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("JWT_SECRET_KEY is 16 bytes long; HS256 needs at least 32"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stderr.contains("too-short-secret"),
+        "never echo it: {out:?}"
+    );
+    // --demo does not paper over a bad secret that was given.
+    let mut command = serve(&temp);
+    command
+        .arg("--demo")
+        .env("JWT_SECRET_KEY", "too-short-secret");
+    assert_eq!(run(command, None).status.code(), Some(1));
+}
+
+#[test]
+fn demo_mode_is_refused_in_production() {
+    let temp = TempDb::new();
+    for variable in ["APP_ENV", "FASTCORE_ENV", "ENVIRONMENT"] {
+        let mut command = serve(&temp);
+        command.arg("--demo").env(variable, "production");
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(1), "{variable}: {out:?}");
+        assert!(out.stderr.contains("production"), "{out:?}");
+        assert!(!out.stdout.contains("password"), "{out:?}");
+    }
+}
+
+#[test]
+fn a_bind_failure_is_one_clear_line() {
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["serve", "--bind", "not-an-address", "--database-url"])
+        .arg(temp.url())
+        .env("JWT_SECRET_KEY", SECRET);
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let error = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        error.starts_with("error: cannot listen on not-an-address"),
+        "{out:?}"
+    );
+}
+
+fn extract(line: &str, label: &str) -> String {
+    line.split_once(label)
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {label} in {line:?}"))
+}
+
+#[tokio::test]
+async fn serve_demo_prints_working_credentials_once() {
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command.arg("--demo");
+    let mut server = Running::spawn(command);
+    let username = extract(
+        &server.wait_for(Stream::Stdout, |l| l.contains("username:")),
+        "username:",
+    );
+    let password = extract(
+        &server.wait_for(Stream::Stdout, |l| l.contains("password:")),
+        "password:",
+    );
+    let base = server.wait_until_listening();
+    assert_eq!(username, "demo");
+    assert!(password.len() >= 20, "a strong random password");
+    server.wait_for(Stream::Stderr, |l| l.contains("DEVELOPMENT secret"));
+    let login_hint = server.wait_for(Stream::Stdout, |l| l.contains("curl"));
+    assert!(
+        login_hint.contains(&format!("{base}/auth/login")),
+        "{login_hint}"
+    );
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{base}/auth/login"))
+        .form(&[("username", &username), ("password", &password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let pair: Value = response.json().await.unwrap();
+    let response = client
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(pair["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let me: Value = response.json().await.unwrap();
+    assert_eq!(me["username"], "demo");
+    let health: Value = client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["development_secret"], true);
+
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert_eq!(
+        log.matches(&password).count(),
+        2,
+        "printed once (+ the curl hint)"
+    );
+    let logged = server.lines_matching(Stream::Stderr, |l| l.contains(&password));
+    assert!(logged.is_empty(), "never through the log: {logged:?}");
+
+    // A second start on the same database creates nobody and prints nothing.
+    let mut command = serve(&temp);
+    command.arg("--demo");
+    let mut again = Running::spawn(command);
+    again.wait_until_listening();
+    assert!(again.terminate().success());
+    again.drain();
+    assert!(
+        again.lines_matching(Stream::Stdout, |_| true).is_empty(),
+        "{}",
+        again.captured()
+    );
+    assert!(again.captured().contains("not creating the demo user"));
+}
+
+/// Runs the whole walk-through against the binary with RUST_LOG=debug and
+/// checks that no password, token or secret reached the output.
+#[tokio::test]
+async fn the_log_never_contains_passwords_tokens_or_the_secret() {
+    let temp = TempDb::new();
+    let password = "pw-that-must-never-be-logged-7f3a";
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "add", "ada", "--database-url"])
+        .arg(temp.url());
+    assert!(run(command, Some(&format!("{password}\n"))).success());
+
+    let mut command = serve(&temp);
+    command
+        .env("JWT_SECRET_KEY", SECRET)
+        .env("RUST_LOG", "debug");
+    let mut server = Running::spawn(command);
+    let base = server.wait_until_listening();
+    let client = reqwest::Client::new();
+    let mut secrets: Vec<String> = vec![password.to_owned(), SECRET.to_owned()];
+
+    // Wrong password, then the walk-through.
+    let wrong = client
+        .post(format!("{base}/auth/login"))
+        .form(&[
+            ("username", "ada"),
+            ("password", "wrong-password-also-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    secrets.push("wrong-password-also-secret".into());
+    let pair: Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({ "username": "ada", "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    let me = client
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let refreshed: Value = client
+        .post(format!("{base}/auth/refresh"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed = refreshed["access_token"].as_str().unwrap().to_owned();
+    // Tokens where they do not belong: the query string, an unknown path.
+    let in_query = client
+        .post(format!("{base}/auth/refresh?refresh_token={refresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_query.status(), 400);
+    let in_path = client
+        .get(format!("{base}/auth/me/{access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_path.status(), 404);
+    let malformed = client
+        .post(format!("{base}/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"username":"ada","password":"{password}""#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let logout = client
+        .post(format!("{base}/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 204);
+    let after = client
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+
+    assert!(server.terminate().success(), "SIGTERM stops it cleanly");
+    server.drain();
+    let log = server.captured();
+    // The log was captured at debug level, with the requests in it ...
+    assert!(log.contains("DEBUG"), "{log}");
+    assert!(log.contains("path=/auth/login"), "{log}");
+    assert!(log.contains("status=401"), "{log}");
+    assert!(log.contains("path=(no route)"), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    // ... and nothing secret.
+    secrets.extend([access.clone(), refresh.clone(), refreshed]);
+    for token in [&access, &refresh] {
+        // Not even the signature or the claims segment alone.
+        secrets.extend(token.split('.').skip(1).map(str::to_owned));
+    }
+    for secret in &secrets {
+        assert!(
+            !log.contains(secret.as_str()),
+            "the log contains {secret:?}:\n{log}"
+        );
+    }
+    assert!(
+        !log.to_lowercase().contains("authorization: bearer"),
+        "{log}"
+    );
+}
