@@ -379,6 +379,22 @@ impl SecurityConfigBuilder {
         let allowed_audiences = self
             .allowed_audiences
             .unwrap_or_else(|| self.audience.iter().cloned().collect());
+        // The service validates the tokens it issues (every request, every
+        // refresh), so its own `aud` must be accepted: otherwise login works
+        // and everything after it fails with an audience error.
+        match &self.audience {
+            Some(aud) if !allowed_audiences.contains(aud) => {
+                return Err(Error::config(format!(
+                    "JWT_ALLOWED_AUDIENCES must include JWT_AUDIENCE ({aud:?}):                      this service refuses tokens whose audience it does not accept,                      including its own"
+                )));
+            }
+            None if !allowed_audiences.is_empty() => {
+                return Err(Error::config(
+                    "JWT_ALLOWED_AUDIENCES is set but JWT_AUDIENCE is not: tokens issued                      here would carry no `aud` and be refused; set JWT_AUDIENCE to one of                      the allowed audiences",
+                ));
+            }
+            _ => {}
+        }
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
         if max_token_bytes < 256 {
             return Err(Error::config("max_token_bytes must be at least 256"));

@@ -597,16 +597,31 @@ async fn oversized_tokens_are_refused_before_parsing() {
     );
     assert_invalid(security.decode_token(&big), InvalidTokenReason::TooLarge);
 
-    // A genuine token with a huge extra claim: signed fine, refused as too large.
-    let issued = security
+    // A genuine token with a huge extra claim, from a service with a larger
+    // limit and the same secret: signed fine, on record, refused as too large.
+    let generous =
+        memory_security_with(config_builder().max_token_bytes(64 * 1024).build().unwrap());
+    let issued = generous
         .create_access_token("42", Some(extra(&[("blob", json!("x".repeat(max)))])))
         .await
         .unwrap();
     assert!(issued.token.len() > max);
+    security
+        .store()
+        .insert(&record_of(&issued.claims))
+        .await
+        .unwrap();
     assert_invalid(
         security.validate_token(&issued.token, None).await,
         InvalidTokenReason::TooLarge,
     );
+    // This service would not have issued it (see tests/config.rs).
+    assert!(matches!(
+        security
+            .create_access_token("42", Some(extra(&[("blob", json!("x".repeat(max)))])))
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
 }
 
 // -------------------------------------------------------------------- refresh

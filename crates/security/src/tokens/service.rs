@@ -236,6 +236,16 @@ impl Security {
             extra,
         };
         let token = self.inner.codec.encode(&claims)?;
+        // Validation refuses tokens over `max_token_bytes` unread; issuing
+        // one would hand out a token that fails on every request.
+        let max = config.max_token_bytes();
+        if token.len() > max {
+            return Err(Error::InvalidInput(format!(
+                "the token would be {} bytes, over max_token_bytes ({max}); \
+                 send fewer or smaller extra claims",
+                token.len()
+            )));
+        }
         self.inner
             .store
             .insert(&TokenRecord {
