@@ -226,20 +226,32 @@ async fn expired_token_is_expired_even_with_its_record_on_file() {
 }
 
 #[tokio::test]
-async fn expiry_within_the_leeway_is_accepted_and_leeway_zero_is_exact() {
-    // exp two seconds ago: inside the default 5 s leeway, outside a 0 s one.
-    let lenient = memory_security();
-    let mut claims = claims_for(&lenient, "42", TokenType::Access, -2);
+async fn expiry_within_the_leeway_is_accepted_and_outside_it_is_not() {
+    // exp a minute ago: inside a 300 s leeway (with minutes of margin, so a
+    // slow machine cannot flip it), outside the default 5 s and a 0 s one.
+    let mut claims = claims_for(&memory_security(), "42", TokenType::Access, -60);
+    let lenient = memory_security_with(
+        config_builder()
+            .leeway(Duration::from_secs(300))
+            .build()
+            .unwrap(),
+    );
     let token = encode_and_record(&lenient, &claims).await;
     lenient.validate_token(&token, None).await.unwrap();
 
-    let strict = memory_security_with(config_builder().leeway(Duration::ZERO).build().unwrap());
-    claims.jti = uuid::Uuid::new_v4().to_string();
-    let token = encode_and_record(&strict, &claims).await;
-    assert!(matches!(
-        strict.validate_token(&token, None).await,
-        Err(Error::ExpiredToken)
-    ));
+    for leeway in [None, Some(Duration::ZERO)] {
+        let builder = match leeway {
+            Some(l) => config_builder().leeway(l),
+            None => config_builder(),
+        };
+        let strict = memory_security_with(builder.build().unwrap());
+        claims.jti = uuid::Uuid::new_v4().to_string();
+        let token = encode_and_record(&strict, &claims).await;
+        assert!(matches!(
+            strict.validate_token(&token, None).await,
+            Err(Error::ExpiredToken)
+        ));
+    }
 }
 
 #[tokio::test]
