@@ -345,6 +345,26 @@ async fn a_single_permit_pool_still_serves_concurrent_requests() {
     assert!(tasks.join_all().await.into_iter().all(|ok| ok));
 }
 
+/// On a single-threaded runtime, a task spawned before hashing can only run
+/// during the hash if the hash gives the thread back (runs on the blocking
+/// pool). Inline hashing would finish first and leave the flag unset.
+#[tokio::test(flavor = "current_thread")]
+async fn hashing_and_verifying_leave_the_runtime_thread_free() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let ran = Arc::new(AtomicUsize::new(0));
+
+    let r = Arc::clone(&ran);
+    tokio::spawn(async move { r.fetch_add(1, Ordering::SeqCst) });
+    let hash = get_password_hash("pw").await.unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "hash blocked the runtime");
+
+    let r = Arc::clone(&ran);
+    tokio::spawn(async move { r.fetch_add(1, Ordering::SeqCst) });
+    assert!(verify_password("pw", &hash).await);
+    assert_eq!(ran.load(Ordering::SeqCst), 2, "verify blocked the runtime");
+}
+
 #[tokio::test]
 async fn verify_dummy_does_the_work_and_says_no() {
     let hasher = PasswordHasher::default();
