@@ -90,6 +90,16 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     let db = Database::open(database_url).await?;
     tracing::info!(database = %redact_url(database_url), "database ready");
     let security = db.security(config)?;
+    let config = security.config();
+    tracing::info!(
+        algorithm = ?config.algorithm(),
+        access_token_ttl_s = config.access_token_ttl().as_secs(),
+        refresh_token_ttl_s = config.refresh_token_ttl().as_secs(),
+        audience = config.audience().unwrap_or("-"),
+        issuer = config.issuer().unwrap_or("-"),
+        development_secret = config.uses_generated_secret(),
+        "security configured"
+    );
     let users = db.users();
     let authenticator = Arc::new(Authenticator::new(
         users.clone(),
