@@ -59,8 +59,8 @@ pub struct ServeArgs {
     pub bind: String,
 
     /// Try-it-out mode: without JWT_SECRET_KEY, use a random development
-    /// secret (refused when APP_ENV/FASTCORE_ENV/ENVIRONMENT is production);
-    /// on an empty database, create user `demo` and print its password once.
+    /// secret; on an empty database, create user `demo` and print its
+    /// password once. Refused when APP_ENV/FASTCORE_ENV/ENVIRONMENT is production.
     #[arg(long)]
     pub demo: bool,
 }

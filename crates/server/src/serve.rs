@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode, header};
 use fastcore_security::{
-    AuthState, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
+    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
 };
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -137,6 +137,13 @@ fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityCon
         .generate_development_secret(demo)
         .build();
     match config {
+        Ok(config) if demo && config.environment() == Environment::Production => {
+            anyhow::bail!(
+                "--demo is not allowed when the environment is production ({} says so); \
+                 add users with `fastcore-security users add`",
+                Environment::VARIABLES.join("/")
+            )
+        }
         Ok(config) => Ok(config),
         Err(err) if no_secret && !demo => Err(anyhow::anyhow!(
             "{err} (or try it out with `fastcore-security serve --demo`, which uses a \

@@ -70,6 +70,16 @@ fn demo_mode_is_refused_in_production() {
         assert!(out.stderr.contains("production"), "{out:?}");
         assert!(!out.stdout.contains("password"), "{out:?}");
     }
+    // Not even with a real secret: a production server gets no demo user.
+    let mut command = serve(&temp);
+    command
+        .arg("--demo")
+        .env("APP_ENV", "production")
+        .env("JWT_SECRET_KEY", SECRET);
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("--demo is not allowed"), "{out:?}");
+    assert!(!out.stdout.contains("password"), "{out:?}");
 }
 
 #[test]
