@@ -127,11 +127,14 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// The security configuration from the environment (the seed's variable
 /// names). With `demo`, a missing `JWT_SECRET_KEY` is replaced by a random
-/// development secret; the library refuses that when the environment says
-/// production.
+/// development secret. Demo mode is refused when the environment says
+/// production (the library refuses the generated secret there; this also
+/// refuses the demo user).
 fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityConfig> {
     let builder = SecurityConfig::builder_from_env()?;
-    let no_secret = !builder.has_secret();
+    let production =
+        Environment::from_lookup(|name| std::env::var(name).ok()) == Environment::Production;
+    let suggest_demo = !builder.has_secret() && !demo && !production;
     let config = builder
         .database_url(database_url)
         .generate_development_secret(demo)
@@ -145,7 +148,7 @@ fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityCon
             )
         }
         Ok(config) => Ok(config),
-        Err(err) if no_secret && !demo => Err(anyhow::anyhow!(
+        Err(err) if suggest_demo => Err(anyhow::anyhow!(
             "{err} (or try it out with `fastcore-security serve --demo`, which uses a \
              throw-away development secret)"
         )),

@@ -32,6 +32,18 @@ fn serve_without_a_secret_and_without_demo_exits_1_naming_jwt_secret_key() {
     );
     assert!(!out.stderr.contains("panicked"), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        !temp.path().exists(),
+        "configuration is checked before the database"
+    );
+
+    // In production the hint would be wrong: no --demo there.
+    let mut command = serve(&temp);
+    command.env("APP_ENV", "production");
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("JWT_SECRET_KEY is not set"), "{out:?}");
+    assert!(!out.stderr.contains("--demo"), "{out:?}");
 }
 
 #[test]
