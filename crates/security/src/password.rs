@@ -100,6 +100,12 @@ impl PasswordPolicy {
         if password.len() > self.max_password_bytes {
             return no;
         }
+        if !within_cost_limits(stored) {
+            tracing::warn!(
+                "a stored password hash asks for more work than allowed; treating as no match"
+            );
+            return no;
+        }
         let matches = match scheme_of(stored) {
             Scheme::Bcrypt => match bcrypt::verify(password.as_bytes(), stored) {
                 Ok(ok) => ok,
@@ -142,6 +148,32 @@ impl PasswordPolicy {
             )));
         }
         Ok(())
+    }
+}
+
+/// Highest bcrypt cost verified (cost 16 is about 5 s; 31 would be days).
+const MAX_BCRYPT_COST: u32 = 16;
+/// Highest argon2 costs verified: 256 MiB, 16 passes, 16 lanes. A stored
+/// hash beyond these is treated as tampered rather than allowed to pin a core.
+const MAX_ARGON2_MEMORY_KIB: u32 = 256 * 1024;
+const MAX_ARGON2_ITERATIONS: u32 = 16;
+const MAX_ARGON2_PARALLELISM: u32 = 16;
+
+fn within_cost_limits(stored: &str) -> bool {
+    match scheme_of(stored) {
+        Scheme::Bcrypt => stored
+            .get(4..6)
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|cost| cost <= MAX_BCRYPT_COST),
+        Scheme::Argon2 => PasswordHash::new(stored)
+            .ok()
+            .and_then(|parsed| Params::try_from(&parsed).ok())
+            .is_none_or(|p| {
+                p.m_cost() <= MAX_ARGON2_MEMORY_KIB
+                    && p.t_cost() <= MAX_ARGON2_ITERATIONS
+                    && p.p_cost() <= MAX_ARGON2_PARALLELISM
+            }),
+        Scheme::Unknown => true,
     }
 }
 
@@ -233,17 +265,28 @@ impl PasswordHasher {
     /// policy, and returns `false`. Use it when the user does not exist, so
     /// that "no such user" and "wrong password" take the same time.
     pub async fn verify_dummy(&self, password: &str) -> Result<bool> {
+        let dummy = self.dummy().await?;
+        let _ = self.verify(password, &dummy).await?;
+        Ok(false)
+    }
+
+    /// Computes the dummy hash used by [`PasswordHasher::verify_dummy`] now,
+    /// so the first login of an unknown user is not slower than later ones.
+    /// Servers call it at start-up.
+    pub async fn warm_up(&self) -> Result<()> {
+        self.dummy().await.map(|_| ())
+    }
+
+    async fn dummy(&self) -> Result<String> {
         let policy = self.policy;
-        let dummy = self
+        Ok(self
             .dummy_hash
             .get_or_try_init(|| async move {
                 self.run(move || policy.hash_blocking("fastcore-security-dummy-password"))
                     .await?
             })
             .await?
-            .clone();
-        let _ = self.verify(password, &dummy).await?;
-        Ok(false)
+            .clone())
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {

@@ -692,6 +692,35 @@ async fn a_disabled_or_deleted_user_is_refused_by_current_user() {
     assert_bare_challenge(&res, "invalid_credentials");
 }
 
+#[tokio::test]
+async fn a_disabled_or_deleted_user_cannot_refresh() {
+    let app = app();
+    let ada = token(&login(&app, "ada").await, "refresh_token");
+    let bob = token(&login(&app, "bob").await, "refresh_token");
+    app.directory.set_active("ada", false);
+    app.directory.remove("bob");
+    for refresh in [&ada, &bob] {
+        let res = send(
+            &app.router,
+            post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
+        )
+        .await;
+        assert_token_refusal(
+            &res,
+            "authentication_failed",
+            "authentication failed: the token's user is disabled or unknown",
+        );
+    }
+    // Re-enabled, the same refresh token works again: nothing was revoked.
+    app.directory.set_active("ada", true);
+    let res = send(
+        &app.router,
+        post_json("/auth/refresh", &json!({"refresh_token": ada}), None),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+}
+
 // -------------------------------------------------------------------- health
 
 #[tokio::test]
@@ -810,6 +839,7 @@ async fn outage_requests(app: &App, access: &str, refresh: &str) {
 
     let res = send(&app.router, get("/health", None)).await;
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.header(header::RETRY_AFTER), Some("5"));
     let body = res.json();
     assert_eq!(body["status"], "unavailable");
     assert_eq!(body["initialized"], true);

@@ -214,6 +214,37 @@ async fn malformed_stored_hashes_verify_as_false_and_never_panic() {
 }
 
 #[tokio::test]
+async fn stored_hashes_asking_for_too_much_work_are_not_verified() {
+    // Cheap to make (8 KiB) but beyond the iteration and lane caps: a
+    // tampered users table must not be able to pin a core per login.
+    for (t, p) in [(17, 1), (2, 17)] {
+        let stored = argon2_hash(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            8 * p,
+            t,
+            p,
+            "pw",
+        );
+        let outcome = PasswordHasher::default()
+            .verify("pw", &stored)
+            .await
+            .unwrap();
+        assert!(!outcome.matches, "t={t} p={p}: {outcome:?}");
+    }
+    // The same shape within the caps verifies.
+    let stored = argon2_hash(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        8,
+        16,
+        1,
+        "pw",
+    );
+    assert!(verify_password("pw", &stored).await);
+}
+
+#[tokio::test]
 async fn an_argon2_hash_without_a_version_field_verifies_and_is_flagged() {
     // PHC allows omitting `v=`; such a hash is old-style, not malformed.
     let good = str_of(&vectors("passlib_argon2")[0], "hash").to_owned();

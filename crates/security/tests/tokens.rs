@@ -541,6 +541,23 @@ async fn not_before_in_the_future_is_not_yet_valid() {
 }
 
 #[tokio::test]
+async fn issued_in_the_future_is_not_yet_valid() {
+    let security = memory_security();
+    let mut claims = claims_for(&security, "42", TokenType::Access, 7200);
+    claims.iat = now() + 3600;
+    let token = encode_and_record(&security, &claims).await;
+    assert_invalid(
+        security.validate_token(&token, None).await,
+        InvalidTokenReason::NotYetValid,
+    );
+    // Within the leeway (5 s by default) a skewed clock is tolerated.
+    let mut claims = claims_for(&security, "42", TokenType::Access, 7200);
+    claims.iat = now() + 2;
+    let token = encode_and_record(&security, &claims).await;
+    assert!(security.validate_token(&token, None).await.is_ok());
+}
+
+#[tokio::test]
 async fn alg_none_and_algorithm_switches_are_refused() {
     let security = memory_security();
     let claims = claims_for(&security, "42", TokenType::Access, 600);

@@ -52,6 +52,7 @@ pub const DEMO_USERNAME: &str = "demo";
 /// layer that does print headers shows them redacted.
 pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
     auth_router(AuthState::new(security, users))
+        .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -71,6 +72,22 @@ pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
+}
+
+/// Unknown routes get the same problem+json shape as every other error.
+async fn not_found() -> impl axum::response::IntoResponse {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "no such route",
+        "code": "not_found",
+    });
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
 }
 
 /// The span of one request: method and route only. The route is the matched
@@ -115,6 +132,9 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         ensure_demo_user(&users, security.passwords(), addr).await?;
     }
+    // The unknown-user dummy hash, made now so the first such login costs
+    // the same as every later one.
+    security.passwords().warm_up().await?;
     let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{addr}");
     axum::serve(listener, app(security, authenticator))

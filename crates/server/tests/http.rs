@@ -198,7 +198,14 @@ async fn a_disabled_user_cannot_log_in_and_loses_their_tokens() {
         wrong_password
     );
 
-    // `users disable` also revokes the refresh token.
+    // Nor can the disabled user mint new access tokens with the refresh token.
+    assert_eq!(
+        server.refresh_json(&refresh).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // `users disable` also revokes the tokens, so re-enabling does not revive them.
+    server.db.users().set_active("ada", true).await.unwrap();
     assert_eq!(server.refresh_json(&refresh).await.status(), StatusCode::OK);
     fastcore_security_server::commands::users::disable(&server.db, "ada")
         .await
@@ -367,6 +374,25 @@ async fn health_reports_json() {
     assert_eq!(status["store_backend"], "sqlite");
     assert_eq!(status["store_reachable"], true);
     assert_eq!(status["development_secret"], false);
+}
+
+#[tokio::test]
+async fn unknown_routes_get_a_json_404() {
+    let server = TestServer::start().await;
+    let response = server
+        .client
+        .get(server.url("/no/such/route?token=abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        response.headers()[CONTENT_TYPE].to_str().unwrap(),
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "not_found");
+    assert_eq!(body["status"], 404);
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use super::extract::{CurrentUser, TokenData, bearer_token, raw_refresh_token};
 use super::rejection::AuthRejection;
 use crate::error::Error;
 use crate::manager::get_security_status;
+use crate::tokens::claims::TokenType;
 use crate::tokens::service::Security;
 use crate::users::{Credentials, UserAuthentication};
 
@@ -70,7 +71,7 @@ where
 {
     Router::new()
         .route("/auth/login", post(login::<A>))
-        .route("/auth/refresh", post(refresh))
+        .route("/auth/refresh", post(refresh::<A>))
         .route("/auth/logout", post(logout))
         .route("/auth/logout-all", post(logout_all))
         .route("/auth/me", get(me::<A>))
@@ -133,12 +134,24 @@ where
     Ok(no_store(pair))
 }
 
-async fn refresh(
-    State(security): State<Security>,
+async fn refresh<A>(
+    State(state): State<AuthState<A>>,
     req: Request,
-) -> Result<Response, AuthRejection> {
+) -> Result<Response, AuthRejection>
+where
+    A: UserAuthentication,
+{
     let token = raw_refresh_token(req).await?;
-    let access = security.refresh_access_token(&token).await?;
+    let claims = state
+        .security
+        .validate_token(&token, Some(TokenType::Refresh))
+        .await?;
+    // A user disabled or deleted since login must not keep minting tokens.
+    let user = state.users.get_user_by_id(&claims.sub).await?;
+    if !user.is_some_and(|u| state.users.is_active(&u)) {
+        return Err(Error::Authentication("the token's user is disabled or unknown".into()).into());
+    }
+    let access = state.security.access_token_from_refresh(claims).await?;
     Ok(no_store(access))
 }
 
@@ -176,10 +189,12 @@ where
 
 async fn health(State(security): State<Security>) -> Response {
     let status = get_security_status(Some(&security)).await;
-    let code = if status.healthy() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (code, Json(status)).into_response()
+    if status.healthy() {
+        return (StatusCode::OK, Json(status)).into_response();
+    }
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(status)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }

@@ -17,6 +17,7 @@ pub struct JwtCodec {
     /// Per key: full validation, and the same without the `exp` check.
     validations: Vec<(Validation, Validation)>,
     max_token_bytes: usize,
+    leeway_secs: u64,
 }
 
 impl JwtCodec {
@@ -50,6 +51,7 @@ impl JwtCodec {
             keys,
             validations,
             max_token_bytes: config.max_token_bytes(),
+            leeway_secs: config.leeway().as_secs(),
         })
     }
 
@@ -102,6 +104,11 @@ impl JwtCodec {
         let data = jsonwebtoken::decode::<IncomingClaims>(token, key.decoding(), validation)
             .map_err(map_jwt_error)?;
         let claims = Claims::try_from(data.claims)?;
+        // A token issued in the future was minted by a skewed or hostile clock.
+        let leeway = i64::try_from(self.leeway_secs).unwrap_or(i64::MAX);
+        if claims.iat > now_secs().saturating_add(leeway) {
+            return Err(Error::InvalidToken(InvalidTokenReason::NotYetValid));
+        }
         Ok(claims)
     }
 }
@@ -153,4 +160,8 @@ fn map_jwt_error(err: jsonwebtoken::errors::Error) -> Error {
         _ => R::Malformed,
     };
     Error::InvalidToken(reason)
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX)
 }

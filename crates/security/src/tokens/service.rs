@@ -315,6 +315,12 @@ impl Security {
         let claims = self
             .validate_token(refresh_token, Some(TokenType::Refresh))
             .await?;
+        self.access_token_from_refresh(claims).await
+    }
+
+    /// Mints the access token for refresh claims that `validate_token` has
+    /// just accepted (split out so the HTTP layer can check the user in between).
+    pub(crate) async fn access_token_from_refresh(&self, claims: Claims) -> Result<AccessToken> {
         let refresh_jti = claims.jti;
         let access = self
             .issue(
