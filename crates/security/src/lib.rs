@@ -77,6 +77,10 @@ pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 pub use tokens::jwt::JwtCodec;
 pub use tokens::keys::{KeySet, SigningKey};
 pub use tokens::service::{AccessToken, IssuedToken, MAX_SUBJECT_BYTES, Security, TokenPair};
+#[cfg(feature = "mysql")]
+pub use tokens::store::MySqlTokenStore;
+#[cfg(feature = "postgres")]
+pub use tokens::store::PostgresTokenStore;
 #[cfg(feature = "sqlite")]
 pub use tokens::store::SqliteTokenStore;
 pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store};

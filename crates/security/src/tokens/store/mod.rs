@@ -12,12 +12,26 @@ use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 
 mod memory;
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryTokenStore;
+#[cfg(feature = "mysql")]
+pub use mysql::MySqlTokenStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresTokenStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteTokenStore;
+
+/// The table that records which of this crate's migrations ran (in every
+/// SQL backend); separate from the application's own `_sqlx_migrations`,
+/// so both can share a database.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub(crate) const MIGRATIONS_TABLE: &str = "_fastcore_security_migrations";
 
 /// One issued token, as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,8 +104,10 @@ pub trait TokenStore: Send + Sync + 'static {
 /// Opens the token store named by a URL and brings its schema up to date.
 ///
 /// `sqlite://path.db` (created if missing), `sqlite::memory:`, or `memory:`
-/// (a process-local store for tests). Other schemes name a backend this
-/// build does not contain, and the error says which feature is missing.
+/// (a process-local store for tests); with their features,
+/// `postgres://` (or `postgresql://`) and `mysql://` (or `mariadb://`).
+/// Other schemes name a backend this build does not contain, and the error
+/// says which feature is missing.
 pub async fn connect_store(url: &str) -> Result<Arc<dyn TokenStore>> {
     let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
     match scheme.as_str() {
@@ -99,6 +115,18 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn TokenStore>> {
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             let store = SqliteTokenStore::connect(url).await?;
+            store.migrate().await?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            let store = PostgresTokenStore::connect(url).await?;
+            store.migrate().await?;
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "mysql")]
+        "mysql" | "mariadb" => {
+            let store = MySqlTokenStore::connect(url).await?;
             store.migrate().await?;
             Ok(Arc::new(store))
         }

@@ -10,15 +10,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 
-use super::{TokenRecord, TokenStore};
+use super::{MIGRATIONS_TABLE, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// The table that records which of this crate's migrations ran; separate
-/// from the application's own `_sqlx_migrations`, so both can share a file.
-pub(crate) const MIGRATIONS_TABLE: &str = "_fastcore_security_migrations";
 
 /// A [`TokenStore`] on SQLite through sqlx.
 #[derive(Debug, Clone)]
