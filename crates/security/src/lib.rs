@@ -81,6 +81,8 @@ pub use tokens::service::{AccessToken, IssuedToken, MAX_SUBJECT_BYTES, Security,
 pub use tokens::store::MySqlTokenStore;
 #[cfg(feature = "postgres")]
 pub use tokens::store::PostgresTokenStore;
+#[cfg(feature = "redis")]
+pub use tokens::store::RedisTokenStore;
 #[cfg(feature = "sqlite")]
 pub use tokens::store::SqliteTokenStore;
 pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store};

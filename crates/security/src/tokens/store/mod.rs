@@ -16,9 +16,13 @@ mod memory;
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisTokenStore;
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlTokenStore;
@@ -72,6 +76,12 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError>;
 
     /// The record of `jti`, if there is one.
+    ///
+    /// Once a record has expired it may be gone: the SQL stores keep it
+    /// until [`purge_expired`](TokenStore::purge_expired) deletes it, but
+    /// Redis drops it by itself a few minutes after `expires_at` (and does
+    /// not keep a record inserted that long expired). So `None` for an
+    /// expired token's `jti` is not an error.
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Revokes one token; returns whether a live record changed.
@@ -95,6 +105,8 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Deletes up to `batch` records that expired before `before`; returns
     /// how many were deleted. Call until it returns less than `batch`.
+    /// A store whose records expire by themselves (Redis) has little left
+    /// to delete: only records still within its grace period.
     async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError>;
 
     /// Checks that the store answers.
@@ -105,7 +117,8 @@ pub trait TokenStore: Send + Sync + 'static {
 ///
 /// `sqlite://path.db` (created if missing), `sqlite::memory:`, or `memory:`
 /// (a process-local store for tests); with their features,
-/// `postgres://` (or `postgresql://`) and `mysql://` (or `mariadb://`).
+/// `postgres://` (or `postgresql://`), `mysql://` (or `mariadb://`) and
+/// `redis://` (or `rediss://` for TLS; keys under `fastcore:`).
 /// Other schemes name a backend this build does not contain, and the error
 /// says which feature is missing.
 pub async fn connect_store(url: &str) -> Result<Arc<dyn TokenStore>> {
@@ -130,6 +143,9 @@ pub async fn connect_store(url: &str) -> Result<Arc<dyn TokenStore>> {
             store.migrate().await?;
             Ok(Arc::new(store))
         }
+        // Redis has no schema to migrate.
+        #[cfg(feature = "redis")]
+        "redis" | "rediss" => Ok(Arc::new(RedisTokenStore::connect(url).await?)),
         other => Err(missing_backend(other)),
     }
 }
