@@ -14,12 +14,18 @@
 //! Contract for a backend constructor: every call returns an *empty* store
 //! that no other test uses (a fresh file, database or key prefix), because
 //! tests run in parallel and some of them count what a purge removed.
+//! A backend that needs a server returns `Option<Backend>` instead, `None`
+//! when the server cannot be reached: the tests then pass, after one
+//! `SKIPPED` line on stderr, except under `CI` where they fail (see
+//! `tests/common/databases.rs`).
 //!
 //! Times are fixed Unix seconds (`NOW`), never the clock: the store only
 //! compares the numbers it is given.
 
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,10 +35,11 @@ use fastcore_security::{TokenRecord, TokenStore, TokenType};
 /// "Now" for every test: 2030-03-17.
 const NOW: i64 = 1_900_000_000;
 
-/// A store under test, and whatever must live as long as it (a temp dir).
+/// A store under test, and whatever must live as long as it (a temp dir,
+/// a test database that is dropped with it).
 struct Backend {
     store: Arc<dyn TokenStore>,
-    _guard: Option<tempfile::TempDir>,
+    _guard: Option<Box<dyn std::any::Any + Send>>,
 }
 
 mod backends {
@@ -55,7 +62,7 @@ mod backends {
         let url = format!("sqlite://{}", dir.path().join("tokens.db").display());
         Backend {
             store: connect_store(&url).await.unwrap(),
-            _guard: Some(dir),
+            _guard: Some(Box::new(dir)),
         }
     }
 
@@ -68,6 +75,28 @@ mod backends {
             store: Arc::new(store),
             _guard: None,
         }
+    }
+
+    /// A fresh schema on the test PostgreSQL server, migrated by
+    /// `connect_store`; `None` skips the suite when the server is down.
+    #[cfg(feature = "postgres")]
+    pub(super) async fn postgres() -> Option<Backend> {
+        let db = crate::common::databases::postgres().await?;
+        Some(Backend {
+            store: connect_store(db.url()).await.unwrap(),
+            _guard: Some(Box::new(db)),
+        })
+    }
+
+    /// A fresh database on the test MariaDB/MySQL server, migrated by
+    /// `connect_store`; `None` skips the suite when the server is down.
+    #[cfg(feature = "mysql")]
+    pub(super) async fn mysql() -> Option<Backend> {
+        let db = crate::common::databases::mysql().await?;
+        Some(Backend {
+            store: connect_store(db.url()).await.unwrap(),
+            _guard: Some(Box::new(db)),
+        })
     }
 }
 
@@ -96,7 +125,11 @@ macro_rules! store_behaviour {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
-                    let backend: Backend = $make.await;
+                    // A constructor returns a `Backend`, or an
+                    // `Option<Backend>` that is `None` to skip.
+                    let Some(backend) = Option::<Backend>::from($make.await) else {
+                        return;
+                    };
                     suite::$test(Arc::clone(&backend.store)).await;
                 }
             )*
@@ -506,3 +539,7 @@ mod suite {
 store_behaviour!(memory => backends::memory());
 store_behaviour!(sqlite_file => backends::sqlite_file());
 store_behaviour!(sqlite_in_memory => backends::sqlite_in_memory());
+#[cfg(feature = "postgres")]
+store_behaviour!(postgres => backends::postgres());
+#[cfg(feature = "mysql")]
+store_behaviour!(mysql => backends::mysql());

@@ -5,6 +5,8 @@
 //! Every integration test file includes this module and uses a part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
+pub(crate) mod databases;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
