@@ -128,13 +128,12 @@ fn record_from_row(row: &MySqlRow) -> Result<TokenRecord, sqlx::Error> {
             source: "unknown token type".into(),
         })?,
         user_id: text(row, "user_id")?,
-        family_id: family_id
-            .map(String::from_utf8)
-            .transpose()
-            .map_err(|e| sqlx::Error::ColumnDecode {
+        family_id: family_id.map(String::from_utf8).transpose().map_err(|e| {
+            sqlx::Error::ColumnDecode {
                 index: "family_id".into(),
                 source: e.into(),
-            })?,
+            }
+        })?,
         issued_at: row.try_get("issued_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
