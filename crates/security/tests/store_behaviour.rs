@@ -20,7 +20,9 @@
 //! `tests/common/databases.rs`).
 //!
 //! Times are fixed Unix seconds (`NOW`), never the clock: the store only
-//! compares the numbers it is given.
+//! compares the numbers it is given. (Redis also expires records by its own
+//! clock, so `NOW` lies far in the future; `records_past_their_expiry` is
+//! the one test about records the wall clock has expired.)
 
 // Test helpers may panic: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -32,8 +34,10 @@ use std::sync::Arc;
 
 use fastcore_security::{TokenRecord, TokenStore, TokenType};
 
-/// "Now" for every test: 2030-03-17.
-const NOW: i64 = 1_900_000_000;
+/// "Now" for every test: 2096-10-02. Far ahead of the wall clock, because
+/// Redis expires its records by the server's real clock: the suite's
+/// "live" records must be in the real future too.
+const NOW: i64 = 4_000_000_000;
 
 /// A store under test, and whatever must live as long as it (a temp dir,
 /// a test database that is dropped with it).
@@ -98,12 +102,31 @@ mod backends {
             _guard: Some(Box::new(db)),
         })
     }
+
+    /// The test Redis under a fresh key prefix, whose keys go with the
+    /// guard; `None` skips the suite when the server is down.
+    #[cfg(feature = "redis")]
+    pub(super) async fn redis() -> Option<Backend> {
+        let (store, prefix) = crate::common::redis_server::redis().await?;
+        Some(Backend {
+            store: Arc::new(store),
+            _guard: Some(Box::new(prefix)),
+        })
+    }
 }
 
 /// Generates one `#[tokio::test]` per suite function for a backend.
+///
+/// `records_outlive_expiry` (default `true`) says whether the backend keeps
+/// a record past its token's expiry until `purge_expired` deletes it (the
+/// SQL stores), or drops it by itself (Redis: `false`). Only
+/// `records_past_their_expiry` depends on it.
 macro_rules! store_behaviour {
     ($backend:ident => $make:expr) => {
-        store_behaviour!(@tests $backend, $make, [
+        store_behaviour!($backend => $make, records_outlive_expiry: true);
+    };
+    ($backend:ident => $make:expr, records_outlive_expiry: $outlive:expr) => {
+        store_behaviour!(@tests $backend, $make, $outlive, [
             backend_answers_ping,
             insert_then_get_round_trips_every_field,
             duplicate_jti_is_an_error_and_keeps_the_first,
@@ -119,7 +142,7 @@ macro_rules! store_behaviour {
             unknown_ids_change_nothing,
         ]);
     };
-    (@tests $backend:ident, $make:expr, [$($test:ident),* $(,)?]) => {
+    (@tests $backend:ident, $make:expr, $outlive:expr, [$($test:ident),* $(,)?]) => {
         mod $backend {
             use super::*;
             $(
@@ -133,6 +156,14 @@ macro_rules! store_behaviour {
                     suite::$test(Arc::clone(&backend.store)).await;
                 }
             )*
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn records_past_their_expiry() {
+                let Some(backend) = Option::<Backend>::from($make.await) else {
+                    return;
+                };
+                suite::records_past_their_expiry(Arc::clone(&backend.store), $outlive).await;
+            }
         }
     };
 }
@@ -522,6 +553,39 @@ mod suite {
         );
     }
 
+    /// Records whose tokens expired by the wall clock, far beyond any
+    /// grace period. They are never live anywhere; whether `get` still
+    /// finds one until a purge depends on the backend.
+    pub(super) async fn records_past_their_expiry(
+        store: Arc<dyn TokenStore>,
+        records_outlive_expiry: bool,
+    ) {
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap();
+        let gone = record("gone", "u", Some("f"), now - 7200, now - 3600);
+        let fresh = record("fresh", "u", Some("f"), now - 60, now + 3600);
+        insert_all(&store, &[gone.clone(), fresh.clone()]).await;
+        let live = store.list_live("u", now).await.unwrap();
+        assert_eq!(live.as_slice(), std::slice::from_ref(&fresh));
+        if records_outlive_expiry {
+            assert_eq!(store.get("gone").await.unwrap(), Some(gone));
+            assert_eq!(store.purge_expired(now, 10).await.unwrap(), 1);
+        } else {
+            assert_eq!(store.get("gone").await.unwrap(), None, "dropped by itself");
+            assert_eq!(store.purge_expired(now, 10).await.unwrap(), 0);
+        }
+        assert_eq!(store.get("gone").await.unwrap(), None);
+        assert_eq!(store.get("fresh").await.unwrap(), Some(fresh));
+        assert_eq!(store.revoke_family("f", now).await.unwrap(), 1);
+        assert_eq!(store.revoke_user("u", None, now).await.unwrap(), 0);
+        assert!(store.list_live("u", now).await.unwrap().is_empty());
+    }
+
     pub(super) async fn unknown_ids_change_nothing(store: Arc<dyn TokenStore>) {
         assert_eq!(store.get("nope").await.unwrap(), None);
         assert!(!store.revoke("nope", NOW).await.unwrap());
@@ -543,3 +607,5 @@ store_behaviour!(sqlite_in_memory => backends::sqlite_in_memory());
 store_behaviour!(postgres => backends::postgres());
 #[cfg(feature = "mysql")]
 store_behaviour!(mysql => backends::mysql());
+#[cfg(feature = "redis")]
+store_behaviour!(redis => backends::redis(), records_outlive_expiry: false);

@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 pub(crate) mod databases;
+pub(crate) mod redis_server;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
