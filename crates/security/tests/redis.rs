@@ -49,7 +49,8 @@ fn ttl(con: &mut redis::Connection, key: &str) -> i64 {
     redis::cmd("TTL").arg(key).query(con).unwrap()
 }
 
-/// Deletes the listed keys under the default prefix when dropped.
+/// Deletes the listed keys under the default prefix when dropped, and
+/// takes the records' jtis out of the shared expiry index.
 struct DefaultPrefixKeys(Vec<String>);
 
 impl Drop for DefaultPrefixKeys {
@@ -62,6 +63,12 @@ impl Drop for DefaultPrefixKeys {
         };
         for key in &self.0 {
             let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query(&mut con);
+            if let Some(jti) = key.strip_prefix("fastcore:tok:") {
+                let _: redis::RedisResult<()> = redis::cmd("ZREM")
+                    .arg("fastcore:exp")
+                    .arg(jti)
+                    .query(&mut con);
+            }
         }
     }
 }
