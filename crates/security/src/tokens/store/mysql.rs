@@ -26,6 +26,9 @@ const MAX_JTI_BYTES: usize = 255;
 const MAX_USER_ID_BYTES: usize = 1024;
 const MAX_FAMILY_ID_BYTES: usize = 1024;
 
+/// How long `migrate` waits for another instance's migrations to finish.
+const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(300);
+
 /// A [`TokenStore`] on MySQL (5.7, 8.x) or MariaDB (10.3 and later)
 /// through sqlx.
 #[derive(Debug, Clone)]
@@ -72,18 +75,47 @@ impl MySqlTokenStore {
     }
 
     /// Creates or updates the token tables (embedded migrations). Safe to
-    /// run from several instances at once: sqlx serialises them with a
-    /// named lock (`GET_LOCK`).
+    /// run from several instances at once: they take turns under a named
+    /// lock (`GET_LOCK`) on the database.
     pub async fn migrate(&self) -> Result<()> {
+        let unavailable = |e: sqlx::Error| Error::StoreUnavailable(StoreError::new("migrate", e));
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        // The lock is the session's: closing the connection afterwards
+        // releases it even if RELEASE_LOCK cannot run.
+        conn.close_on_drop();
+        // sqlx's own migration lock asks for GET_LOCK(name, -1), which
+        // MariaDB refuses (NULL, "Incorrect timeout value") and sqlx does
+        // not check, so two instances starting together would both migrate.
+        // Named locks are server-wide: the name carries the database's.
+        let locked: Option<i64> = sqlx::query_scalar(
+            "SELECT GET_LOCK(CONCAT('fastcore_security_', MD5(COALESCE(DATABASE(), ''))), ?)",
+        )
+        .bind(MIGRATION_LOCK_WAIT.as_secs())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+        if locked != Some(1) {
+            return Err(Error::StoreUnavailable(StoreError::new(
+                "migrate",
+                "another instance held the migration lock for too long",
+            )));
+        }
         let mut migrator = Migrator {
             migrations: MIGRATOR.migrations.clone(),
             ..Migrator::DEFAULT
         };
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator
-            .run(&self.pool)
+        migrator.set_locking(false);
+        let migrated = migrator
+            .run(&mut *conn)
             .await
-            .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)))
+            .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
+        let _ = sqlx::query(
+            "SELECT RELEASE_LOCK(CONCAT('fastcore_security_', MD5(COALESCE(DATABASE(), ''))))",
+        )
+        .execute(&mut *conn)
+        .await;
+        migrated
     }
 }
 
