@@ -29,8 +29,8 @@ const MAX_FAMILY_ID_BYTES: usize = 1024;
 /// How long `migrate` waits for another instance's migrations to finish.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(300);
 
-/// A [`TokenStore`] on MySQL (5.7, 8.x) or MariaDB (10.3 and later)
-/// through sqlx.
+/// A [`TokenStore`] on MySQL or MariaDB through sqlx (tested against
+/// MariaDB 10.11).
 #[derive(Debug, Clone)]
 pub struct MySqlTokenStore {
     pool: MySqlPool,
