@@ -69,6 +69,7 @@ pub struct SecurityConfig {
     pub(crate) environment: Environment,
     pub(crate) generated_secret: bool,
     pub(crate) max_token_bytes: usize,
+    pub(crate) store_timeout: Duration,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -207,6 +208,10 @@ impl SecurityConfig {
     pub fn max_token_bytes(&self) -> usize {
         self.max_token_bytes
     }
+    /// How long one token store call may take before it counts as an outage.
+    pub fn store_timeout(&self) -> Duration {
+        self.store_timeout
+    }
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
     }
@@ -243,6 +248,7 @@ pub struct SecurityConfigBuilder {
     environment: Environment,
     generate_dev_secret: bool,
     max_token_bytes: Option<usize>,
+    store_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for SecurityConfigBuilder {
@@ -314,6 +320,12 @@ impl SecurityConfigBuilder {
     /// Refuse tokens longer than this many bytes before parsing (default 8 KiB).
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = Some(bytes);
+        self
+    }
+    /// How long one token store call may take before the request fails
+    /// with [`Error::StoreUnavailable`] (default 5 s).
+    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+        self.store_timeout = Some(timeout);
         self
     }
     /// If no secret is given, generate a random one for this process and log
@@ -412,6 +424,7 @@ impl SecurityConfigBuilder {
             environment: self.environment,
             generated_secret,
             max_token_bytes,
+            store_timeout: self.store_timeout.unwrap_or(Duration::from_secs(5)),
         })
     }
 }

@@ -1287,3 +1287,93 @@ async fn connect_store_names_the_missing_feature() {
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert_eq!(connect_store("memory:").await.unwrap().backend(), "memory");
 }
+
+#[tokio::test]
+async fn a_subject_with_nul_is_refused_on_every_backend() {
+    let security = memory_security();
+    assert!(matches!(
+        security.create_token_pair("a\0b", None).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(security.list_user_tokens("a\0b").await.unwrap().is_empty());
+}
+
+/// A store whose calls never complete: a connection whose network died
+/// mid-query.
+struct HangingStore;
+
+#[async_trait::async_trait]
+impl TokenStore for HangingStore {
+    fn backend(&self) -> &'static str {
+        "hanging"
+    }
+    async fn insert(
+        &self,
+        _: &fastcore_security::TokenRecord,
+    ) -> Result<(), fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn get(
+        &self,
+        _: &str,
+    ) -> Result<Option<fastcore_security::TokenRecord>, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn revoke(&self, _: &str, _: i64) -> Result<bool, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn revoke_family(&self, _: &str, _: i64) -> Result<u64, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn revoke_user(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: i64,
+    ) -> Result<u64, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn list_live(
+        &self,
+        _: &str,
+        _: i64,
+    ) -> Result<Vec<fastcore_security::TokenRecord>, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn purge_expired(&self, _: i64, _: u32) -> Result<u64, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn ping(&self) -> Result<(), fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_store_call_that_hangs_becomes_store_unavailable() {
+    let config = config_builder()
+        .store_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let healthy = memory_security_with(config.clone());
+    let pair = healthy.create_token_pair("42", None).await.unwrap();
+    let hanging = Security::new(config, Arc::new(HangingStore)).unwrap();
+    // The outer deadline only turns a regression (a hang) into a failure.
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        (
+            hanging.validate_token(&pair.access_token, None).await,
+            hanging.create_token_pair("42", None).await,
+            hanging.logout(&pair.access_token).await,
+            get_security_status(Some(&hanging)).await,
+        )
+    })
+    .await
+    .expect("store calls must not hang");
+    assert!(
+        matches!(outcome.0, Err(Error::StoreUnavailable(_))),
+        "{:?}",
+        outcome.0
+    );
+    assert!(matches!(outcome.1, Err(Error::StoreUnavailable(_))));
+    assert!(matches!(outcome.2, Err(Error::StoreUnavailable(_))));
+    assert!(!outcome.3.store_reachable);
+}

@@ -12,7 +12,7 @@ use crate::error::{Error, InvalidTokenReason, Result};
 use crate::password::PasswordHasher;
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
-use crate::tokens::store::{TokenRecord, TokenStore};
+use crate::tokens::store::{TimeoutStore, TokenRecord, TokenStore};
 
 /// Longest `sub` accepted when issuing a token, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 1024;
@@ -119,6 +119,7 @@ impl Security {
         passwords: PasswordHasher,
     ) -> Result<Self> {
         let codec = JwtCodec::from_config(&config)?;
+        let store: Arc<dyn TokenStore> = Arc::new(TimeoutStore::new(store, config.store_timeout()));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -205,7 +206,8 @@ impl Security {
         sid: Option<String>,
         extra: Option<Map<String, Value>>,
     ) -> Result<IssuedToken> {
-        if sub.is_empty() || sub.len() > MAX_SUBJECT_BYTES {
+        // NUL cannot be stored by every backend (PostgreSQL text refuses it).
+        if sub.is_empty() || sub.len() > MAX_SUBJECT_BYTES || sub.contains('\0') {
             return Err(Error::InvalidInput(format!(
                 "the subject must be 1 to {MAX_SUBJECT_BYTES} bytes long"
             )));

@@ -20,6 +20,7 @@ mod postgres;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod timeout;
 
 #[cfg(feature = "redis")]
 pub use self::redis::RedisTokenStore;
@@ -30,6 +31,7 @@ pub use mysql::MySqlTokenStore;
 pub use postgres::PostgresTokenStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteTokenStore;
+pub(crate) use timeout::TimeoutStore;
 
 /// The table that records which of this crate's migrations ran (in every
 /// SQL backend); separate from the application's own `_sqlx_migrations`,

@@ -1,0 +1,105 @@
+//! A deadline on every store call. Pools bound the wait for a connection,
+//! but a query on a connection whose network died mid-flight can hang for
+//! minutes; an auth check must fail fast (503) instead.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{TokenRecord, TokenStore};
+use crate::error::StoreError;
+
+/// Wraps a [`TokenStore`] so every call fails with a [`StoreError`] after
+/// `timeout`. [`Security`](crate::Security) applies it to its store.
+#[derive(Clone)]
+pub(crate) struct TimeoutStore {
+    inner: Arc<dyn TokenStore>,
+    timeout: Duration,
+}
+
+impl TimeoutStore {
+    pub(crate) fn new(inner: Arc<dyn TokenStore>, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the store did not answer within {0:?}")]
+struct Elapsed(Duration);
+
+async fn bounded<T>(
+    operation: &'static str,
+    timeout: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(StoreError::new(operation, Elapsed(timeout))))
+}
+
+#[async_trait]
+impl TokenStore for TimeoutStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        bounded("insert", self.timeout, self.inner.insert(record)).await
+    }
+
+    async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
+        bounded("get", self.timeout, self.inner.get(jti)).await
+    }
+
+    async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
+        bounded("revoke", self.timeout, self.inner.revoke(jti, at)).await
+    }
+
+    async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
+        bounded(
+            "revoke_family",
+            self.timeout,
+            self.inner.revoke_family(family_id, at),
+        )
+        .await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        except_family: Option<&str>,
+        at: i64,
+    ) -> Result<u64, StoreError> {
+        bounded(
+            "revoke_user",
+            self.timeout,
+            self.inner.revoke_user(user_id, except_family, at),
+        )
+        .await
+    }
+
+    async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
+        bounded(
+            "list_live",
+            self.timeout,
+            self.inner.list_live(user_id, now),
+        )
+        .await
+    }
+
+    async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
+        // A purge batch is bulk work; give it more room than a request lookup.
+        bounded(
+            "purge_expired",
+            self.timeout.saturating_mul(6),
+            self.inner.purge_expired(before, batch),
+        )
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        bounded("ping", self.timeout, self.inner.ping()).await
+    }
+}
