@@ -432,3 +432,38 @@ fn errors_are_one_line_without_a_panic() {
     );
     assert!(!out.stderr.contains("panicked"), "{out:?}");
 }
+
+#[test]
+fn an_unopenable_database_names_the_file_and_the_likely_cause_once() {
+    let temp = TempDb::new();
+    let missing_dir = temp.dir.path().join("no-such-dir");
+    let file = missing_dir.join("x.db");
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "list"])
+        .env("DATABASE_URL", format!("sqlite://{}", file.display()));
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    let line = out.stderr.trim_end();
+    assert!(
+        line.starts_with(&format!(
+            "error: cannot open the database file {}: ",
+            file.display()
+        )),
+        "names the file: {out:?}"
+    );
+    assert_eq!(
+        line.matches("unable to open database file").count(),
+        1,
+        "the cause, once: {out:?}"
+    );
+    assert!(
+        line.contains(&format!(
+            "the directory {} does not exist",
+            missing_dir.display()
+        )),
+        "{out:?}"
+    );
+    assert!(!missing_dir.exists());
+}
