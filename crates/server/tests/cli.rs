@@ -177,6 +177,29 @@ async fn hash_password_prints_an_argon2id_hash_that_verifies() {
 }
 
 #[test]
+fn hash_password_applies_the_same_password_rules_as_users_add() {
+    let temp = TempDb::new();
+    for (stdin, expected) in [
+        ("short\n", "at least 8 characters"),
+        ("7 chars\n", "at least 8 characters"),
+        ("\n", "must not be empty"),
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.arg("hash-password");
+        let out = run(command, Some(stdin));
+        assert_eq!(out.status.code(), Some(1), "{stdin:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{stdin:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "no hash: {out:?}");
+        let out = add_user(&temp, "ada", stdin);
+        assert_eq!(out.status.code(), Some(1), "{stdin:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{stdin:?}: {out:?}");
+    }
+    let mut command = binary(temp.dir.path());
+    command.arg("hash-password");
+    assert!(run(command, Some("8 chars!\n")).success());
+}
+
+#[test]
 fn migrate_creates_both_schemas_and_can_run_again() {
     let temp = TempDb::new();
     for _ in 0..2 {

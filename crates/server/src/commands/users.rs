@@ -7,9 +7,7 @@ use crate::database::Database;
 use crate::password_input::{PasswordSource, read_password};
 use crate::users::{User, validate_username};
 
-/// Shortest password `users add` accepts (NIST SP 800-63B's floor for
-/// passwords people choose).
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub use crate::password_input::MIN_PASSWORD_CHARS;
 
 /// Creates a user. The username is checked (and its availability) before the
 /// password is asked for, so nobody types a password for nothing.
@@ -19,8 +17,7 @@ pub async fn add(db: &Database, username: &str, source: PasswordSource) -> anyho
     if users.find_by_username(username).await?.is_some() {
         anyhow::bail!("a user named {username:?} already exists");
     }
-    let password =
-        tokio::task::spawn_blocking(move || read_password(source, MIN_PASSWORD_CHARS)).await??;
+    let password = tokio::task::spawn_blocking(move || read_password(source)).await??;
     let hash = fastcore_security::get_password_hash(password.expose_secret()).await?;
     let user = users.create(username, &hash).await?;
     println!("created user {:?} with id {}", user.username, user.id);
