@@ -399,6 +399,26 @@ async fn token_revoke_user_revokes_every_token_of_the_user() {
 }
 
 #[tokio::test]
+async fn token_revoke_user_fails_for_a_user_nobody_knows() {
+    let temp = TempDb::new();
+    let (security, access, _) = mint(&temp).await;
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "revoke", "--user", "nosuch", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: no user named \"nosuch\""),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("users list"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(security.validate_token(&access, None).await.is_ok());
+}
+
+#[tokio::test]
 async fn token_purge_deletes_expired_records_only() {
     let temp = TempDb::new();
     let db = temp.open().await;

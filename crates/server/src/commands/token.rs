@@ -161,7 +161,8 @@ fn describe(record: &TokenRecord, now: i64) -> String {
 
 /// Revokes one token by `jti`, or every token of a user (given by id or by
 /// username). An unknown `jti` is an error, since it is most likely a typo;
-/// revoking an already revoked token is not.
+/// revoking an already revoked token is not. So is a user that is neither
+/// in the users table nor the owner of any unrevoked token.
 pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
     let store = db.token_store();
     if let Some(jti) = jti {
@@ -180,16 +181,31 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
     }
     if let Some(user) = user {
         let users = db.users();
-        let user_id = match users.find_by_id(user).await? {
-            Some(found) => found.id,
-            None => match users.find_by_username(user).await? {
-                Some(found) => found.id,
-                // Tokens may outlive their user: revoke by the id as given.
-                None => user.to_owned(),
-            },
+        let known = match users.find_by_id(user).await? {
+            Some(found) => Some(found),
+            None => users.find_by_username(user).await?,
         };
-        let revoked = store.revoke_user(&user_id, None, clock::now()).await?;
-        println!("revoked {revoked} token(s) of user {user_id}");
+        match known {
+            Some(found) => {
+                let revoked = store.revoke_user(&found.id, None, clock::now()).await?;
+                println!(
+                    "revoked {revoked} token(s) of user {} ({:?})",
+                    found.id, found.username
+                );
+            }
+            None => {
+                // Tokens may outlive their user, or belong to users this table
+                // never held: revoke by the id as given, if it owns any.
+                let revoked = store.revoke_user(user, None, clock::now()).await?;
+                if revoked == 0 {
+                    anyhow::bail!(
+                        "no user named {user:?} or with that id, and no unrevoked token belongs \
+                         to that id; see `fastcore-security users list`"
+                    );
+                }
+                println!("revoked {revoked} token(s) of user {user} (not in the users table)");
+            }
+        }
     }
     Ok(())
 }
