@@ -419,6 +419,37 @@ async fn token_revoke_user_fails_for_a_user_nobody_knows() {
 }
 
 #[tokio::test]
+async fn token_revoke_given_a_whole_token_says_so_without_echoing_it() {
+    let temp = TempDb::new();
+    let (security, access, _) = mint(&temp).await;
+    let signature = access.rsplit('.').next().unwrap().to_owned();
+    for args in [
+        vec!["token", "revoke", access.as_str()],
+        vec!["token", "revoke", "--user", access.as_str()],
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.args(&args).arg("--database-url").arg(temp.url());
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        assert!(
+            out.stderr.contains("that looks like a token, not a"),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr
+                .contains("run `fastcore-security token inspect -` to see its"),
+            "{out:?}"
+        );
+        assert!(
+            !out.stderr.contains(&signature) && !out.stdout.contains(&signature),
+            "never echo the token: {out:?}"
+        );
+    }
+    assert!(security.validate_token(&access, None).await.is_ok());
+}
+
+#[tokio::test]
 async fn token_purge_deletes_expired_records_only() {
     let temp = TempDb::new();
     let db = temp.open().await;
