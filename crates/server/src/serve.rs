@@ -28,7 +28,7 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
 use crate::cli::ServeArgs;
-use crate::database::Database;
+use crate::database::{DEFAULT_DATABASE_URL, Database, sqlite_file};
 use crate::users::{Authenticator, SqliteUsers};
 
 /// Largest request body the server reads. The auth endpoints refuse bodies
@@ -130,7 +130,7 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the listening address")?;
     if args.demo {
-        ensure_demo_user(&users, security.passwords(), addr).await?;
+        ensure_demo_user(&users, security.passwords(), addr, database_url).await?;
     }
     // The unknown-user dummy hash, made now so the first such login costs
     // the same as every later one.
@@ -179,14 +179,17 @@ fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityCon
 /// On an empty users table, creates the `demo` user with a random password
 /// and prints the credentials once, on standard output (never through the
 /// log, which may be shipped elsewhere). Only the hash is stored, so they
-/// cannot be shown again.
+/// cannot be shown again: on a database that already has users, says on
+/// standard output, where the credentials would have been, how to get back in.
 async fn ensure_demo_user(
     users: &SqliteUsers,
     hasher: &PasswordHasher,
     addr: SocketAddr,
+    database_url: &str,
 ) -> anyhow::Result<()> {
     if users.count().await? > 0 {
         tracing::info!("--demo: the database already has users; not creating the demo user");
+        print!("{}", existing_users_notice(database_url));
         return Ok(());
     }
     let password: String = rand::rng()
@@ -208,6 +211,37 @@ async fn ensure_demo_user(
     println!("    curl -s {url}/auth/login -d username={DEMO_USERNAME} -d password={password}");
     println!("{rule}");
     Ok(())
+}
+
+/// What `serve --demo` prints instead of credentials when the database
+/// already has users: the password shown the first time cannot be shown
+/// again, so how to add a user or start over.
+fn existing_users_notice(database_url: &str) -> String {
+    let option = if database_url == DEFAULT_DATABASE_URL {
+        String::new()
+    } else {
+        format!(" --database-url '{}'", redact_url(database_url))
+    };
+    let start_over = match sqlite_file(database_url) {
+        Some(file) => format!(
+            "    stop the server, delete {} (and its -wal and -shm files),\n\
+             \x20   then run `fastcore-security serve --demo` again.",
+            file.display()
+        ),
+        None => "    restart the server on an empty database.".to_owned(),
+    };
+    let rule = "=".repeat(72);
+    format!(
+        "{rule}\n\
+         --demo: the database already has users, so no demo user was created.\n\
+         The demo password is shown only once, when the user is created.\n\
+         \n\
+         Lost it? Add a user of your own:\n\
+         \x20   fastcore-security users add NAME{option}\n\
+         or start over with an empty database (this deletes every user and token):\n\
+         {start_over}\n\
+         {rule}\n"
+    )
 }
 
 /// A URL a local client can reach `addr` on (`0.0.0.0` is not connectable).
@@ -265,5 +299,26 @@ mod tests {
         assert_eq!(local_url(any6), "http://[::1]:8000");
         let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert_eq!(local_url(lo), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn the_existing_users_notice_says_how_to_get_back_in() {
+        let notice = existing_users_notice(DEFAULT_DATABASE_URL);
+        assert!(notice.contains("already has users"), "{notice}");
+        assert!(
+            notice.contains("    fastcore-security users add NAME\n"),
+            "{notice}"
+        );
+        assert!(notice.contains("delete fastcore-security.db"), "{notice}");
+
+        let notice = existing_users_notice("sqlite:///srv/auth/users.db?mode=rwc");
+        assert!(
+            notice.contains("users add NAME --database-url 'sqlite:///srv/auth/users.db?mode=rwc'"),
+            "{notice}"
+        );
+        assert!(
+            notice.contains("delete /srv/auth/users.db (and"),
+            "{notice}"
+        );
     }
 }

@@ -180,18 +180,30 @@ async fn serve_demo_prints_working_credentials_once() {
     let logged = server.lines_matching(Stream::Stderr, |l| l.contains(&password));
     assert!(logged.is_empty(), "never through the log: {logged:?}");
 
-    // A second start on the same database creates nobody and prints nothing.
+    // A second start on the same database creates nobody, shows no password,
+    // and says on stdout (where the credentials were) how to get back in.
     let mut command = serve(&temp);
     command.arg("--demo");
     let mut again = Running::spawn(command);
     again.wait_until_listening();
     assert!(again.terminate().success());
     again.drain();
+    let stdout = again.lines_matching(Stream::Stdout, |_| true).join("\n");
     assert!(
-        again.lines_matching(Stream::Stdout, |_| true).is_empty(),
+        stdout.contains("already has users, so no demo user was created"),
         "{}",
         again.captured()
     );
+    assert!(
+        stdout.contains("fastcore-security users add NAME --database-url"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("delete {}", temp.path().display())),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("password:"), "{stdout}");
+    assert!(!again.captured().contains(&password));
     assert!(again.captured().contains("not creating the demo user"));
 }
 
