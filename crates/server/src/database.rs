@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use fastcore_security::{Security, SecurityConfig, SqliteTokenStore, TokenStore};
 use sqlx::SqlitePool;
-use sqlx::migrate::Migrator;
+use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::users::SqliteUsers;
@@ -119,10 +119,24 @@ impl Database {
             ..Migrator::DEFAULT
         };
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator
-            .run(store.pool())
-            .await
-            .context("cannot migrate the users table")?;
+        match migrator.run(store.pool()).await {
+            Ok(()) => {}
+            Err(MigrateError::VersionMismatch(version)) => {
+                // Only a database made by a pre-release build (before usernames
+                // got their normalized key) can hold a different version of a
+                // migration this binary ships.
+                let file = sqlite_file(url)
+                    .map_or_else(|| "the database".to_owned(), |f| f.display().to_string());
+                anyhow::bail!(
+                    "cannot migrate the users table: {file} was created by a pre-release build \
+                     whose users table (migration {version}) differs from this one; delete it \
+                     and run again"
+                );
+            }
+            Err(err) => {
+                return Err(anyhow::Error::new(err).context("cannot migrate the users table"));
+            }
+        }
         Ok(Self { store })
     }
 

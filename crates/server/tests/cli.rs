@@ -70,6 +70,56 @@ fn users_add_twice_fails_with_a_clear_message() {
 }
 
 #[test]
+fn users_add_refuses_names_that_look_like_an_existing_one() {
+    let temp = TempDb::new();
+    let out = add_user(&temp, "Zo\u{00EB}", "long enough pw\n");
+    assert!(out.success(), "{out:?}");
+    for variant in ["ZO\u{00CB}", "Zoe\u{0308}", "zo\u{00EB}"] {
+        let out = add_user(&temp, variant, "long enough pw\n");
+        assert_eq!(out.status.code(), Some(1), "{variant:?}: {out:?}");
+        assert!(out.stderr.contains("already exists"), "{out:?}");
+        assert!(
+            out.stderr.contains("\"Zo\u{00EB}\""),
+            "names the existing user: {out:?}"
+        );
+    }
+    // Users disable/enable find the user by any form too.
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "disable", "ZOE\u{0308}", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("disabled user \"Zo\u{00EB}\""),
+        "{out:?}"
+    );
+
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "list", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert_eq!(out.stdout.lines().count(), 2, "one user: {out:?}");
+}
+
+#[test]
+fn users_add_enforces_the_username_length_cap() {
+    let temp = TempDb::new();
+    let longest = "a".repeat(320);
+    assert!(add_user(&temp, &longest, "long enough pw\n").success());
+    for too_long in [
+        "b".repeat(321),
+        // 30 bytes as typed, 330 once normalized (NFKC), as it would be stored.
+        "\u{FDFA}".repeat(10),
+    ] {
+        let out = add_user(&temp, &too_long, "long enough pw\n");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stderr.contains("at most 320 bytes"), "{out:?}");
+    }
+}
+
+#[test]
 fn users_add_refuses_bad_input() {
     let temp = TempDb::new();
     for (username, stdin, expected) in [

@@ -150,6 +150,42 @@ async fn usernames_are_case_insensitive() {
 }
 
 #[tokio::test]
+async fn usernames_that_look_the_same_are_one_user_and_any_form_logs_in() {
+    let server = TestServer::start().await;
+    // Created from the decomposed form: stored composed (NFKC).
+    let zoe = server.add_user("Zoe\u{0308}", PASSWORD).await;
+    assert_eq!(zoe.username, "Zo\u{00EB}");
+    for variant in [
+        "Zo\u{00EB}",
+        "ZO\u{00CB}",
+        "zoe\u{0308}",
+        "ZOE\u{0308}",
+        "\u{FF3A}o\u{00EB}",
+    ] {
+        let err = server
+            .db
+            .users()
+            .create(variant, "$argon2id$whatever")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("already exists"),
+            "{variant:?}: {err}"
+        );
+        let (access, _) = server.tokens(variant, PASSWORD).await;
+        let me: Value = server.me(&access).await.json().await.unwrap();
+        assert_eq!(me["id"], zoe.id.as_str(), "{variant:?}");
+        assert_eq!(me["username"], "Zo\u{00EB}");
+    }
+    assert_eq!(server.db.users().count().await.unwrap(), 1);
+    // A different name is still a different name.
+    assert_eq!(
+        server.login_form("Zoe", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
 async fn wrong_password_and_unknown_user_look_the_same() {
     let server = TestServer::start().await;
     server.add_user("ada", PASSWORD).await;
