@@ -11,6 +11,7 @@ pub mod clock;
 pub mod commands;
 pub mod database;
 pub mod password_input;
+pub mod problem;
 pub mod serve;
 pub mod users;
 

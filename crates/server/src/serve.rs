@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode, header};
+use axum::{Router, middleware};
 use fastcore_security::{
     AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
 };
@@ -29,14 +29,16 @@ use tracing::{Level, Span};
 
 use crate::cli::ServeArgs;
 use crate::database::{DEFAULT_DATABASE_URL, Database, sqlite_file};
+use crate::problem::{DEFAULT_BODY_TIMEOUT, problem, problem_responses};
 use crate::users::{Authenticator, SqliteUsers};
 
 /// Largest request body the server reads. The auth endpoints refuse bodies
 /// over 16 KiB themselves; this cap also covers any route added later.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A request that takes longer than this is answered with 503, so a stuck
-/// client or a saturated hashing pool cannot pin connections forever.
+/// A request that takes longer than this is answered with 503, so a
+/// saturated hashing pool cannot pin connections forever. (A client that
+/// stalls its body gets 408 sooner: see [`DEFAULT_BODY_TIMEOUT`].)
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The name of the user `--demo` creates on an empty database.
@@ -44,19 +46,39 @@ pub const DEMO_USERNAME: &str = "demo";
 
 /// The server's router: the library's auth endpoints (`/auth/login`,
 /// `/auth/refresh`, `/auth/logout`, `/auth/logout-all`, `/auth/me`,
-/// `/health`) with request tracing, a body size limit and a timeout.
+/// `/health`) with request tracing, a body size limit, a body deadline
+/// ([`DEFAULT_BODY_TIMEOUT`]) and a request timeout.
 ///
 /// Tracing records the method, the matched route, the status and the
 /// latency, never headers, query strings or bodies: those carry tokens and
 /// passwords. `Authorization` and `Cookie` are also marked sensitive, so any
 /// layer that does print headers shows them redacted.
 pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
+    app_with_body_timeout(security, users, DEFAULT_BODY_TIMEOUT)
+}
+
+/// [`app`], with a request body that takes longer than `body_timeout` to
+/// arrive answered with 408.
+///
+/// Every error response is a problem+json body (see [`crate::problem`]),
+/// including those of the layers here: 405 (with `Allow`), 413 over the
+/// server's body limit, 408 for a stalled body, 503 for a request that takes
+/// longer than [`REQUEST_TIMEOUT`].
+pub fn app_with_body_timeout(
+    security: Security,
+    users: Arc<Authenticator>,
+    body_timeout: Duration,
+) -> Router {
     auth_router(AuthState::new(security, users))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn_with_state(
+            body_timeout,
+            problem_responses,
         ))
         .layer(
             TraceLayer::new_for_http()
@@ -75,19 +97,8 @@ pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
 }
 
 /// Unknown routes get the same problem+json shape as every other error.
-async fn not_found() -> impl axum::response::IntoResponse {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Not Found",
-        "status": 404,
-        "detail": "no such route",
-        "code": "not_found",
-    });
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
+async fn not_found() -> axum::response::Response {
+    problem(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
 /// The span of one request: method and route only. The route is the matched
@@ -137,7 +148,8 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     security.passwords().warm_up().await?;
     let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{addr}");
-    axum::serve(listener, app(security, authenticator))
+    let router = app_with_body_timeout(security, authenticator, args.body_timeout);
+    axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .context("the server failed")?;

@@ -330,3 +330,51 @@ async fn the_log_never_contains_passwords_tokens_or_the_secret() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_and_logged_as_a_warning_not_an_error() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command
+        .args(["--body-timeout", "1s"])
+        .env("JWT_SECRET_KEY", SECRET);
+    let mut server = Running::spawn(command);
+    let base = server.wait_until_listening();
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"user",
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server closes the connection after its 408"
+    );
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("\"code\":\"request_timeout\""),
+        "{response}"
+    );
+
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("request body in time")),
+        "{log}"
+    );
+    assert!(log.contains("status=408"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

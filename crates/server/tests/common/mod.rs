@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use fastcore_security::{Security, SecurityConfig};
 use fastcore_security_server::database::Database;
-use fastcore_security_server::serve::app;
+use fastcore_security_server::serve::app_with_body_timeout;
 use fastcore_security_server::users::{Authenticator, User};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -77,6 +77,10 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with_body_timeout(fastcore_security_server::problem::DEFAULT_BODY_TIMEOUT).await
+    }
+
+    pub async fn start_with_body_timeout(body_timeout: Duration) -> Self {
         let temp = TempDb::new();
         let db = temp.open().await;
         let security = db.security(config(&temp.url())).expect("security");
@@ -85,7 +89,7 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let router = app(security.clone(), users);
+        let router = app_with_body_timeout(security.clone(), users, body_timeout);
         tokio::spawn(async move {
             axum::serve(listener, router).await.expect("serve");
         });
@@ -100,6 +104,14 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The listening address, for raw TCP clients.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an address")
     }
 
     pub async fn add_user(&self, username: &str, password: &str) -> User {
@@ -344,4 +356,80 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The safety net for raw-socket waits in async tests: long enough for a
+/// loaded CI machine, short enough that a server that never answers (or
+/// never closes) fails the test instead of hanging it.
+pub const SOCKET_PATIENCE: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// Reads one response (status line, headers, a Content-Length body) from
+/// `stream`, failing the test if it does not arrive within [`SOCKET_PATIENCE`].
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> RawResponse {
+    use tokio::io::AsyncReadExt as _;
+    let read = async {
+        let mut buffer = Vec::new();
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed before a response: {buffer:?}");
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().expect("status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().expect("content-length"));
+        let mut body = buffer[head_end..].to_vec();
+        while body.len() < length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed in the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        RawResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    };
+    tokio::time::timeout(SOCKET_PATIENCE, read)
+        .await
+        .unwrap_or_else(|_| panic!("no response within {SOCKET_PATIENCE:?}"))
 }
