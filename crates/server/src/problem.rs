@@ -162,9 +162,7 @@ impl HttpBody for DeadlinedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
         let polled = self.inner.as_mut().poll_frame(cx);
-        if let Poll::Ready(Some(Err(err))) = &polled
-            && err.is::<TimeoutError>()
-        {
+        if matches!(&polled, Poll::Ready(Some(Err(err))) if err.is::<TimeoutError>()) {
             self.timed_out.store(true, Ordering::Relaxed);
         }
         polled
