@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::connections::ConnectionLimits;
 use crate::database::DEFAULT_DATABASE_URL;
 
 /// Stateful JWT auth server and admin tool for fastcore-security.
@@ -70,6 +71,39 @@ pub struct ServeArgs {
     /// are in; a slower one gets 408. `10s`, `500ms`, `2m`; a bare number is seconds.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub body_timeout: Duration,
+
+    /// How long a client may take to send a request's headers, from the
+    /// accept (or, on a kept-alive connection, from the request's first
+    /// byte); a slower one is disconnected.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request
+    /// before it is closed.
+    #[arg(long, default_value = "75s", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How many connections are served at once; more wait until one closes.
+    #[arg(long, default_value_t = 4096, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// On Ctrl-C or SIGTERM, how long the requests in progress get to
+    /// finish before the remaining connections are dropped and the server exits.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// The connection limits these options ask for.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
 }
 
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds (`10`), which
@@ -190,6 +224,19 @@ mod tests {
         assert!(Cli::try_parse_from(["fastcore-security", "token", "revoke", "j"]).is_ok());
         assert!(
             Cli::try_parse_from(["fastcore-security", "token", "revoke", "--user", "u"]).is_ok()
+        );
+    }
+
+    #[test]
+    fn serve_defaults_are_the_documented_limits() {
+        let cli = Cli::try_parse_from(["fastcore-security", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
+        assert_eq!(args.connection_limits(), ConnectionLimits::default());
+        assert_eq!(args.body_timeout, crate::problem::DEFAULT_BODY_TIMEOUT);
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "serve", "--max-connections", "0"]).is_err()
         );
     }
 

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod connections;
 pub mod database;
 pub mod password_input;
 pub mod problem;

@@ -2,8 +2,9 @@
 //! users table, behind the HTTP hygiene layers a real deployment needs.
 //!
 //! [`app`] builds the router (tests use it in-process); [`serve`] is the
-//! command: configuration, database, optional demo user, listener, graceful
-//! shutdown.
+//! command: configuration, database, optional demo user, listener, and the
+//! connections served within their limits until a graceful shutdown
+//! ([`crate::connections`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
 use crate::cli::ServeArgs;
+use crate::connections::serve_connections;
 use crate::database::{DEFAULT_DATABASE_URL, Database, sqlite_file};
 use crate::problem::{DEFAULT_BODY_TIMEOUT, problem, problem_responses};
 use crate::users::{Authenticator, SqliteUsers};
@@ -146,13 +148,19 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     // The unknown-user dummy hash, made now so the first such login costs
     // the same as every later one.
     security.passwords().warm_up().await?;
+    let limits = args.connection_limits();
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_timeout.as_secs_f64(),
+        idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+        body_timeout_s = args.body_timeout.as_secs_f64(),
+        shutdown_timeout_s = limits.shutdown_timeout.as_secs_f64(),
+        "connection limits"
+    );
     let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{addr}");
     let router = app_with_body_timeout(security, authenticator, args.body_timeout);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the server failed")?;
+    serve_connections(listener, router, limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -267,8 +275,8 @@ fn local_url(addr: SocketAddr) -> String {
 }
 
 /// Listens for Ctrl-C and SIGTERM; the returned future resolves on either,
-/// and axum then stops accepting connections and finishes the requests in
-/// flight.
+/// and the server then stops accepting connections and finishes the
+/// requests in flight (within `--shutdown-timeout`).
 ///
 /// The handlers are installed here, before the server says it is listening:
 /// a signal that arrives between "listening" and the first poll of a lazily

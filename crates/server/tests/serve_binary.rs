@@ -378,3 +378,64 @@ async fn a_stalled_body_is_answered_408_and_logged_as_a_warning_not_an_error() {
     assert!(log.contains("status=408"), "{log}");
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+/// A request head the client never finishes, and one whose body never
+/// comes: SIGTERM still stops the server, within the shutdown timeout, with
+/// exit code 0.
+#[tokio::test]
+async fn sigterm_stops_the_server_despite_stuck_clients() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command
+        .args([
+            "--header-timeout",
+            "10m",
+            "--idle-timeout",
+            "10m",
+            "--body-timeout",
+            "10m",
+            "--shutdown-timeout",
+            "1s",
+        ])
+        .env("JWT_SECRET_KEY", SECRET);
+    let mut server = Running::spawn(command);
+    let base = server.wait_until_listening();
+    let addr = base.trim_start_matches("http://");
+
+    let mut half_head = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half_head
+        .write_all(b"POST /auth/login HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    // The body's first byte never comes. Expect: 100-continue tells us when
+    // the handler has started reading it, so the request is in progress.
+    let mut no_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    no_body
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/json\r\nContent-Length: 64\r\n\
+              Expect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut continue_line = [0u8; 12];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        no_body.read_exact(&mut continue_line),
+    )
+    .await
+    .expect("100 Continue")
+    .unwrap();
+    assert_eq!(&continue_line, b"HTTP/1.1 100");
+
+    let status = server.terminate_within(std::time::Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", server.captured());
+    server.drain();
+    let log = server.captured();
+    assert!(
+        log.contains("closing the connections still open after the shutdown timeout"),
+        "{log}"
+    );
+    assert!(log.contains("stopped"), "{log}");
+}

@@ -1,10 +1,10 @@
 //! Shared helpers: an in-process server on a real listener, and the built
 //! binary run as a child process with its output captured line by line.
 //!
-//! Nothing here sleeps: a test waits for the line that proves the state it
-//! needs ("listening on ...", the demo credentials) or for the process to
-//! exit. The receive timeouts are only a safety net so a broken build fails
-//! instead of hanging CI.
+//! Nothing here sleeps to wait for a state: a test waits for the line that
+//! proves the state it needs ("listening on ...", the demo credentials), for
+//! a response, or for the process to exit. The timeouts are only a safety
+//! net so a broken build fails instead of hanging CI.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 // Test helpers fail the test by panicking, like `assert!` does.
@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fastcore_security::{Security, SecurityConfig};
+use fastcore_security_server::connections::{ConnectionLimits, serve_connections};
 use fastcore_security_server::database::Database;
 use fastcore_security_server::serve::app_with_body_timeout;
 use fastcore_security_server::users::{Authenticator, User};
@@ -65,41 +66,81 @@ pub fn config(url: &str) -> SecurityConfig {
         .expect("a valid test configuration")
 }
 
+/// How a [`TestServer`] serves: the production defaults unless a test
+/// shortens a limit.
+#[derive(Debug, Clone, Copy)]
+pub struct TestOptions {
+    pub body_timeout: Duration,
+    pub limits: ConnectionLimits,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            body_timeout: fastcore_security_server::problem::DEFAULT_BODY_TIMEOUT,
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
 /// The server's router on 127.0.0.1:0, in this process, over its own
-/// temporary database.
+/// temporary database, served like `serve` serves it.
 pub struct TestServer {
     pub base: String,
     pub db: Database,
     pub security: Security,
     pub client: reqwest::Client,
     pub temp: TempDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
-        Self::start_with_body_timeout(fastcore_security_server::problem::DEFAULT_BODY_TIMEOUT).await
+        Self::start_with(TestOptions::default()).await
     }
 
     pub async fn start_with_body_timeout(body_timeout: Duration) -> Self {
+        Self::start_with(TestOptions {
+            body_timeout,
+            ..TestOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_with_limits(limits: ConnectionLimits) -> Self {
+        Self::start_with(TestOptions {
+            limits,
+            ..TestOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(options: TestOptions) -> Self {
         let temp = TempDb::new();
         let db = temp.open().await;
         let security = db.security(config(&temp.url())).expect("security");
         let users = Arc::new(Authenticator::new(db.users(), security.passwords().clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = app_with_body_timeout(security.clone(), users, body_timeout);
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
-        });
+        let router = app_with_body_timeout(security.clone(), users, options.body_timeout);
+        let (base, stop, served) = serve_in_background(router, options.limits).await;
         Self {
-            base: format!("http://{addr}"),
+            base,
             db,
             security,
             client: reqwest::Client::new(),
             temp,
+            stop: Some(stop),
+            served: Some(served),
         }
+    }
+
+    /// Starts the graceful shutdown and returns the task that ends when
+    /// the server has stopped.
+    pub fn shut_down(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.served.take().expect("shut down once")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -328,6 +369,31 @@ impl Running {
         self.child.wait().expect("the server exits")
     }
 
+    /// Sends SIGTERM and waits at most `patience` for the process to exit;
+    /// kills it and fails the test if it does not.
+    pub fn terminate_within(&mut self, patience: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if started.elapsed() > patience {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running {patience:?} after SIGTERM; output:\n{}",
+                    self.captured()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Everything printed so far (complete once the process has exited and
     /// its pipes are drained).
     pub fn captured(&self) -> String {
@@ -356,6 +422,45 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Serves `router` with `limits` on 127.0.0.1:0 in a background task, as
+/// `serve` does. Returns the base URL, the shutdown trigger, and the task.
+pub async fn serve_in_background(
+    router: axum::Router,
+    limits: ConnectionLimits,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve_connections(listener, router, limits, async move {
+        // A dropped trigger (the test ended) also stops the server.
+        let _ = stopped.await;
+    }));
+    (format!("http://{addr}"), stop, served)
+}
+
+/// Waits for the server to close `stream`: true if it did (end of stream or
+/// a reset) within [`SOCKET_PATIENCE`], false if the connection is still
+/// open then. Bytes the server sends first are skipped.
+pub async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let wait = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(SOCKET_PATIENCE, wait).await.is_ok()
 }
 
 /// The safety net for raw-socket waits in async tests: long enough for a
