@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::body::Body;
-use axum::extract::MatchedPath;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
 use fastcore_security::{
@@ -51,8 +51,8 @@ pub const DEMO_USERNAME: &str = "demo";
 /// `/health`) with request tracing, a body size limit, a body deadline
 /// ([`DEFAULT_BODY_TIMEOUT`]) and a request timeout.
 ///
-/// Tracing records the method, the matched route, the status and the
-/// latency, never headers, query strings or bodies: those carry tokens and
+/// Tracing records the method, the matched route, the client address, the
+/// status and the latency, never headers, query strings or bodies: those carry tokens and
 /// passwords. `Authorization` and `Cookie` are also marked sensitive, so any
 /// layer that does print headers shows them redacted.
 pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
@@ -103,15 +103,27 @@ async fn not_found() -> axum::response::Response {
     problem(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-/// The span of one request: method and route only. The route is the matched
-/// pattern, not the raw URI: the URI's query string (and, for a request to a
-/// route that does not exist, its path) is client input that may hold a token.
+/// The span of one request: method, route and client address. The route is
+/// the matched pattern, not the raw URI: the URI's query string (and, for a
+/// request to a route that does not exist, its path) is client input that
+/// may hold a token. The client address (from [`ConnectInfo`], `-` when the
+/// router is served without it) makes failed logins from one address easy
+/// to spot; the username is never logged.
 fn request_span(request: &Request<Body>) -> Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("(no route)", MatchedPath::as_str);
-    tracing::info_span!("request", method = %request.method(), path = %route)
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |ConnectInfo(addr)| addr.to_string());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %route,
+        client = %client
+    )
 }
 
 /// Runs `fastcore-security serve` until Ctrl-C or SIGTERM.

@@ -311,6 +311,13 @@ async fn the_log_never_contains_passwords_tokens_or_the_secret() {
     assert!(log.contains("DEBUG"), "{log}");
     assert!(log.contains("path=/auth/login"), "{log}");
     assert!(log.contains("status=401"), "{log}");
+    // A failed login names the client's address (to spot brute force), not the user.
+    let failed_login = log
+        .lines()
+        .find(|l| l.contains("status=401") && l.contains("path=/auth/login"))
+        .unwrap_or_else(|| panic!("no failed login line:\n{log}"));
+    assert!(failed_login.contains("client=127.0.0.1:"), "{failed_login}");
+    assert!(!failed_login.contains("ada"), "{failed_login}");
     assert!(log.contains("path=(no route)"), "{log}");
     assert!(log.contains("shutting down"), "{log}");
     // ... and nothing secret.
