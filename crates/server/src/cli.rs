@@ -84,6 +84,8 @@ pub struct ServeArgs {
     pub idle_timeout: Duration,
 
     /// How many connections are served at once; more wait until one closes.
+    /// The open-file limit is raised to fit (up to its hard limit), or
+    /// else this is lowered to what it allows.
     #[arg(long, default_value_t = 4096, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,

@@ -13,7 +13,9 @@
 //! - **idle timeout**: a keep-alive connection may wait this long after a
 //!   response for the first byte of the next request;
 //! - **max connections**: at most this many connections are served at once;
-//!   beyond that, new ones wait in the listen backlog until one closes;
+//!   beyond that, new ones wait in the listen backlog until one closes
+//!   (`serve` first fits the cap to the open-file limit:
+//!   [`fit_max_connections_to_fd_limit`]);
 //! - **shutdown timeout**: on shutdown the listener closes at once, idle
 //!   connections and ones with a half-received request head are closed, the
 //!   requests in progress get this long to finish, and whatever is still
@@ -65,6 +67,55 @@ const ACCEPT_RETRY: Duration = Duration::from_secs(1);
 
 /// At most one "connection limit reached" warning per this long.
 const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// File descriptors kept for everything but client connections: standard
+/// streams, the listener, the runtime's own, and the SQLite pool (up to 8
+/// connections with a database, a WAL and a shared-memory file each).
+pub const RESERVED_FDS: usize = 64;
+
+/// How many of `requested` connections an open-file limit of `fd_limit`
+/// leaves room for, after [`RESERVED_FDS`] (at least half the limit, at
+/// least one).
+pub fn connections_within_fd_limit(requested: usize, fd_limit: u64) -> usize {
+    let limit = usize::try_from(fd_limit).unwrap_or(usize::MAX);
+    let room = limit.saturating_sub(RESERVED_FDS).max(limit / 2).max(1);
+    requested.min(room)
+}
+
+/// Makes room for `max_connections` in the process's open-file limit: raises
+/// the soft limit as far as needed (up to the hard limit, as Go's runtime
+/// does at start), and if that is not enough, lowers the connection cap to
+/// fit, with a warning. Otherwise, past the limit, accept fails with "Too
+/// many open files" while the cap has not been reached. Returns the cap to use.
+pub fn fit_max_connections_to_fd_limit(max_connections: usize) -> usize {
+    #[cfg(unix)]
+    {
+        let wanted = max_connections.saturating_add(RESERVED_FDS);
+        match rlimit::increase_nofile_limit(u64::try_from(wanted).unwrap_or(u64::MAX)) {
+            Ok(fd_limit) => {
+                let fitted = connections_within_fd_limit(max_connections, fd_limit);
+                if fitted < max_connections {
+                    tracing::warn!(
+                        requested = max_connections,
+                        open_file_limit = fd_limit,
+                        using = fitted,
+                        "--max-connections is more than the open-file limit allows; raise the \
+                         limit (ulimit -n, or LimitNOFILE= under systemd) to serve more"
+                    );
+                }
+                fitted
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read or raise the open-file limit");
+                max_connections
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        max_connections
+    }
+}
 
 /// The limits [`serve_connections`] enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,6 +531,17 @@ mod tests {
             idle_timeout: Duration::from_secs(75),
             ..ConnectionLimits::default()
         }
+    }
+
+    #[test]
+    fn the_cap_leaves_room_for_the_reserved_descriptors() {
+        assert_eq!(connections_within_fd_limit(4096, 1_048_576), 4096);
+        assert_eq!(connections_within_fd_limit(4096, 4160), 4096);
+        assert_eq!(connections_within_fd_limit(4096, 1024), 960);
+        assert_eq!(connections_within_fd_limit(4096, 256), 192);
+        assert_eq!(connections_within_fd_limit(4096, 100), 50);
+        assert_eq!(connections_within_fd_limit(4096, 1), 1);
+        assert_eq!(connections_within_fd_limit(10, u64::MAX), 10);
     }
 
     #[tokio::test(start_paused = true)]

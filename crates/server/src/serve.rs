@@ -29,7 +29,7 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
 use crate::cli::ServeArgs;
-use crate::connections::serve_connections;
+use crate::connections::{fit_max_connections_to_fd_limit, serve_connections};
 use crate::database::{DEFAULT_DATABASE_URL, Database, sqlite_file};
 use crate::problem::{DEFAULT_BODY_TIMEOUT, problem, problem_responses};
 use crate::users::{Authenticator, SqliteUsers};
@@ -160,7 +160,8 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
     // The unknown-user dummy hash, made now so the first such login costs
     // the same as every later one.
     security.passwords().warm_up().await?;
-    let limits = args.connection_limits();
+    let mut limits = args.connection_limits();
+    limits.max_connections = fit_max_connections_to_fd_limit(limits.max_connections);
     tracing::info!(
         max_connections = limits.max_connections,
         header_timeout_s = limits.header_timeout.as_secs_f64(),

@@ -446,3 +446,76 @@ async fn sigterm_stops_the_server_despite_stuck_clients() {
     );
     assert!(log.contains("stopped"), "{log}");
 }
+
+/// `serve` run through `sh` with `ulimit ULIMIT` applied first.
+#[cfg(target_os = "linux")]
+fn serve_under_ulimit(temp: &TempDb, ulimit: &str, max_connections: &str) -> Running {
+    let mut command = std::process::Command::new("/bin/sh");
+    command
+        .env_clear()
+        .current_dir(temp.dir.path())
+        .env("JWT_SECRET_KEY", SECRET)
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_fastcore-security"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+        .arg(temp.url())
+        .args(["--max-connections", max_connections]);
+    Running::spawn(command)
+}
+
+/// (soft, hard) "Max open files" of a process, from /proc.
+#[cfg(target_os = "linux")]
+fn open_file_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// macOS starts processes with a soft limit of 256 open files: the default
+/// cap would have been unreachable, and accept failed with "Too many open
+/// files" instead. The server raises the soft limit to fit.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_raises_a_low_open_file_limit_to_fit_max_connections() {
+    let (_, hard) = open_file_limits("self");
+    if hard < 1064 {
+        eprintln!("skipped: the hard open-file limit ({hard}) is too low for this test");
+        return;
+    }
+    let temp = TempDb::new();
+    let mut server = serve_under_ulimit(&temp, "-S -n 256", "1000");
+    server.wait_until_listening();
+    let (soft, _) = open_file_limits(&server.child.id().to_string());
+    assert!(soft >= 1064, "soft limit {soft}:\n{}", server.captured());
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(log.contains("max_connections=1000"), "{log}");
+    assert!(!log.contains("open-file limit allows"), "{log}");
+}
+
+/// When the hard limit is too low, the cap is lowered to fit, with a warning.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_lowers_max_connections_to_a_hard_open_file_limit() {
+    let temp = TempDb::new();
+    let mut server = serve_under_ulimit(&temp, "-S -n 200 && ulimit -H -n 200", "1000");
+    server.wait_until_listening();
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("open-file limit allows")),
+        "{log}"
+    );
+    assert!(log.contains("max_connections=136"), "{log}");
+}
