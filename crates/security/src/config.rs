@@ -397,12 +397,12 @@ impl SecurityConfigBuilder {
         match &self.audience {
             Some(aud) if !allowed_audiences.contains(aud) => {
                 return Err(Error::config(format!(
-                    "JWT_ALLOWED_AUDIENCES must include JWT_AUDIENCE ({aud:?}):                      this service refuses tokens whose audience it does not accept,                      including its own"
+                    "JWT_ALLOWED_AUDIENCES must include JWT_AUDIENCE ({aud:?}): this service refuses tokens whose audience it does not accept, including its own"
                 )));
             }
             None if !allowed_audiences.is_empty() => {
                 return Err(Error::config(
-                    "JWT_ALLOWED_AUDIENCES is set but JWT_AUDIENCE is not: tokens issued                      here would carry no `aud` and be refused; set JWT_AUDIENCE to one of                      the allowed audiences",
+                    "JWT_ALLOWED_AUDIENCES is set but JWT_AUDIENCE is not: tokens issued here would carry no `aud` and be refused; set JWT_AUDIENCE to one of the allowed audiences",
                 ));
             }
             _ => {}

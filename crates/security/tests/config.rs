@@ -228,6 +228,7 @@ async fn an_audience_the_service_itself_would_refuse_is_a_configuration_error() 
         msg.contains("JWT_ALLOWED_AUDIENCES") && msg.contains("JWT_AUDIENCE"),
         "{msg}"
     );
+    assert!(!msg.contains("  "), "no runs of spaces: {msg:?}");
     config_error(config_builder().allowed_audiences(Vec::new()).build());
     let msg = config_error(
         SecurityConfig::builder()
@@ -236,6 +237,7 @@ async fn an_audience_the_service_itself_would_refuse_is_a_configuration_error() 
             .build(),
     );
     assert!(msg.contains("JWT_AUDIENCE"), "{msg}");
+    assert!(!msg.contains("  "), "no runs of spaces: {msg:?}");
     let err = SecurityConfig::builder_from_lookup(lookup(&[
         ("JWT_SECRET_KEY", TEST_SECRET),
         ("JWT_AUDIENCE", "api"),

@@ -6,8 +6,11 @@
 //! signing secret from `JWT_SECRET_KEY`. `token inspect` accepts `-` to read
 //! the token from standard input for the same reason.
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
 
+use crate::connections::ConnectionLimits;
 use crate::database::DEFAULT_DATABASE_URL;
 
 /// Stateful JWT auth server and admin tool for fastcore-security.
@@ -63,6 +66,76 @@ pub struct ServeArgs {
     /// password once. Refused when APP_ENV/FASTCORE_ENV/ENVIRONMENT is production.
     #[arg(long)]
     pub demo: bool,
+
+    /// How long a client may take to send a request body once its headers
+    /// are in; a slower one gets 408. `10s`, `500ms`, `2m`; a bare number is seconds.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// How long a client may take to send a request's headers, from the
+    /// accept (or, on a kept-alive connection, from the request's first
+    /// byte); a slower one is disconnected.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a kept-alive connection may wait for its next request
+    /// before it is closed.
+    #[arg(long, default_value = "75s", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How many connections are served at once; more wait until one closes.
+    /// The open-file limit is raised to fit (up to its hard limit), or
+    /// else this is lowered to what it allows.
+    #[arg(long, default_value_t = 4096, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// On Ctrl-C or SIGTERM, how long the requests in progress get to
+    /// finish before the remaining connections are dropped and the server exits.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// The connection limits these options ask for.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// Parses `10s`, `500ms`, `2m` or a bare number of seconds (`10`), which
+/// must be more than zero and at most a day.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let duration = match unit.trim() {
+        "" | "s" => Duration::from_secs(number),
+        "ms" => Duration::from_millis(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        _ => {
+            return Err(format!(
+                "{text:?} has an unknown unit (use ms, s or m, as in 10s, 500ms or 2m)"
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    if duration > Duration::from_secs(86_400) {
+        return Err("the duration must be at most a day".into());
+    }
+    Ok(duration)
 }
 
 /// How a password is read.
@@ -154,6 +227,33 @@ mod tests {
         assert!(
             Cli::try_parse_from(["fastcore-security", "token", "revoke", "--user", "u"]).is_ok()
         );
+    }
+
+    #[test]
+    fn serve_defaults_are_the_documented_limits() {
+        let cli = Cli::try_parse_from(["fastcore-security", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
+        assert_eq!(args.connection_limits(), ConnectionLimits::default());
+        assert_eq!(args.body_timeout, crate::problem::DEFAULT_BODY_TIMEOUT);
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "serve", "--max-connections", "0"]).is_err()
+        );
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration(" 3 s "), Ok(Duration::from_secs(3)));
+        for bad in [
+            "", "s", "0", "0ms", "-1", "1.5s", "10h", "ten", "2d", "1441m",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

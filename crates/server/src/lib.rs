@@ -9,14 +9,35 @@
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod connections;
 pub mod database;
 pub mod password_input;
+pub mod problem;
 pub mod serve;
 pub mod users;
 
 use cli::{Cli, Command, TokenCommand, UsersCommand};
 use database::Database;
 use password_input::PasswordSource;
+
+/// An error and its causes as one line, `outer: cause: root cause`, each
+/// text said once. (`{:#}` would repeat a cause whose text an outer error
+/// already includes, as sqlx's "error returned from database: (code: 14)
+/// unable to open database file" does with its own source.)
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -52,5 +73,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = Database::open(url).await?;
             commands::token::purge(&db).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("(code: 14) unable to open database file")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error returned from database: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_already_quoted_by_its_wrapper_is_said_once() {
+        let err = anyhow::Error::new(Outer(Inner)).context("cannot open the database");
+        assert_eq!(
+            error_line(&err),
+            "cannot open the database: error returned from database: \
+             (code: 14) unable to open database file"
+        );
+        let plain = anyhow::anyhow!("root").context("middle").context("top");
+        assert_eq!(error_line(&plain), "top: middle: root");
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use fastcore_security_server::cli::Cli;
+use fastcore_security_server::error_line;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -40,8 +41,8 @@ fn init_logging(default_level: &str) {
         .init();
 }
 
-/// `{:#}` prints the error and its causes on one line.
+/// The error and its causes on one line (see [`error_line`]).
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", error_line(err));
     ExitCode::FAILURE
 }

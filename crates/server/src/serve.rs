@@ -2,18 +2,19 @@
 //! users table, behind the HTTP hygiene layers a real deployment needs.
 //!
 //! [`app`] builds the router (tests use it in-process); [`serve`] is the
-//! command: configuration, database, optional demo user, listener, graceful
-//! shutdown.
+//! command: configuration, database, optional demo user, listener, and the
+//! connections served within their limits until a graceful shutdown
+//! ([`crate::connections`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::body::Body;
-use axum::extract::MatchedPath;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
+use axum::{Router, middleware};
 use fastcore_security::{
     AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
 };
@@ -28,15 +29,18 @@ use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
 use crate::cli::ServeArgs;
-use crate::database::Database;
+use crate::connections::{fit_max_connections_to_fd_limit, serve_connections};
+use crate::database::{DEFAULT_DATABASE_URL, Database, sqlite_file};
+use crate::problem::{DEFAULT_BODY_TIMEOUT, problem, problem_responses};
 use crate::users::{Authenticator, SqliteUsers};
 
 /// Largest request body the server reads. The auth endpoints refuse bodies
 /// over 16 KiB themselves; this cap also covers any route added later.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A request that takes longer than this is answered with 503, so a stuck
-/// client or a saturated hashing pool cannot pin connections forever.
+/// A request that takes longer than this is answered with 503, so a
+/// saturated hashing pool cannot pin connections forever. (A client that
+/// stalls its body gets 408 sooner: see [`DEFAULT_BODY_TIMEOUT`].)
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The name of the user `--demo` creates on an empty database.
@@ -44,19 +48,39 @@ pub const DEMO_USERNAME: &str = "demo";
 
 /// The server's router: the library's auth endpoints (`/auth/login`,
 /// `/auth/refresh`, `/auth/logout`, `/auth/logout-all`, `/auth/me`,
-/// `/health`) with request tracing, a body size limit and a timeout.
+/// `/health`) with request tracing, a body size limit, a body deadline
+/// ([`DEFAULT_BODY_TIMEOUT`]) and a request timeout.
 ///
-/// Tracing records the method, the matched route, the status and the
-/// latency, never headers, query strings or bodies: those carry tokens and
+/// Tracing records the method, the matched route, the client address, the
+/// status and the latency, never headers, query strings or bodies: those carry tokens and
 /// passwords. `Authorization` and `Cookie` are also marked sensitive, so any
 /// layer that does print headers shows them redacted.
 pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
+    app_with_body_timeout(security, users, DEFAULT_BODY_TIMEOUT)
+}
+
+/// [`app`], with a request body that takes longer than `body_timeout` to
+/// arrive answered with 408.
+///
+/// Every error response is a problem+json body (see [`crate::problem`]),
+/// including those of the layers here: 405 (with `Allow`), 413 over the
+/// server's body limit, 408 for a stalled body, 503 for a request that takes
+/// longer than [`REQUEST_TIMEOUT`].
+pub fn app_with_body_timeout(
+    security: Security,
+    users: Arc<Authenticator>,
+    body_timeout: Duration,
+) -> Router {
     auth_router(AuthState::new(security, users))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
+        ))
+        .layer(middleware::from_fn_with_state(
+            body_timeout,
+            problem_responses,
         ))
         .layer(
             TraceLayer::new_for_http()
@@ -75,30 +99,31 @@ pub fn app(security: Security, users: Arc<Authenticator>) -> Router {
 }
 
 /// Unknown routes get the same problem+json shape as every other error.
-async fn not_found() -> impl axum::response::IntoResponse {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Not Found",
-        "status": 404,
-        "detail": "no such route",
-        "code": "not_found",
-    });
-    (
-        StatusCode::NOT_FOUND,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
+async fn not_found() -> axum::response::Response {
+    problem(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-/// The span of one request: method and route only. The route is the matched
-/// pattern, not the raw URI: the URI's query string (and, for a request to a
-/// route that does not exist, its path) is client input that may hold a token.
+/// The span of one request: method, route and client address. The route is
+/// the matched pattern, not the raw URI: the URI's query string (and, for a
+/// request to a route that does not exist, its path) is client input that
+/// may hold a token. The client address (from [`ConnectInfo`], `-` when the
+/// router is served without it) makes failed logins from one address easy
+/// to spot; the username is never logged.
 fn request_span(request: &Request<Body>) -> Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("(no route)", MatchedPath::as_str);
-    tracing::info_span!("request", method = %request.method(), path = %route)
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |ConnectInfo(addr)| addr.to_string());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %route,
+        client = %client
+    )
 }
 
 /// Runs `fastcore-security serve` until Ctrl-C or SIGTERM.
@@ -130,17 +155,25 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         .local_addr()
         .context("cannot read the listening address")?;
     if args.demo {
-        ensure_demo_user(&users, security.passwords(), addr).await?;
+        ensure_demo_user(&users, security.passwords(), addr, database_url).await?;
     }
     // The unknown-user dummy hash, made now so the first such login costs
     // the same as every later one.
     security.passwords().warm_up().await?;
+    let mut limits = args.connection_limits();
+    limits.max_connections = fit_max_connections_to_fd_limit(limits.max_connections);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_timeout_s = limits.header_timeout.as_secs_f64(),
+        idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+        body_timeout_s = args.body_timeout.as_secs_f64(),
+        shutdown_timeout_s = limits.shutdown_timeout.as_secs_f64(),
+        "connection limits"
+    );
     let shutdown = shutdown_signal()?;
     tracing::info!("listening on http://{addr}");
-    axum::serve(listener, app(security, authenticator))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("the server failed")?;
+    let router = app_with_body_timeout(security, authenticator, args.body_timeout);
+    serve_connections(listener, router, limits, shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -179,14 +212,17 @@ fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityCon
 /// On an empty users table, creates the `demo` user with a random password
 /// and prints the credentials once, on standard output (never through the
 /// log, which may be shipped elsewhere). Only the hash is stored, so they
-/// cannot be shown again.
+/// cannot be shown again: on a database that already has users, says on
+/// standard output, where the credentials would have been, how to get back in.
 async fn ensure_demo_user(
     users: &SqliteUsers,
     hasher: &PasswordHasher,
     addr: SocketAddr,
+    database_url: &str,
 ) -> anyhow::Result<()> {
     if users.count().await? > 0 {
         tracing::info!("--demo: the database already has users; not creating the demo user");
+        print!("{}", existing_users_notice(database_url));
         return Ok(());
     }
     let password: String = rand::rng()
@@ -210,6 +246,37 @@ async fn ensure_demo_user(
     Ok(())
 }
 
+/// What `serve --demo` prints instead of credentials when the database
+/// already has users: the password shown the first time cannot be shown
+/// again, so how to add a user or start over.
+fn existing_users_notice(database_url: &str) -> String {
+    let option = if database_url == DEFAULT_DATABASE_URL {
+        String::new()
+    } else {
+        format!(" --database-url '{}'", redact_url(database_url))
+    };
+    let start_over = match sqlite_file(database_url) {
+        Some(file) => format!(
+            "    stop the server, delete {} (and its -wal and -shm files),\n\
+             \x20   then run `fastcore-security serve --demo` again.",
+            file.display()
+        ),
+        None => "    restart the server on an empty database.".to_owned(),
+    };
+    let rule = "=".repeat(72);
+    format!(
+        "{rule}\n\
+         --demo: the database already has users, so no demo user was created.\n\
+         The demo password is shown only once, when the user is created.\n\
+         \n\
+         Lost it? Add a user of your own:\n\
+         \x20   fastcore-security users add NAME{option}\n\
+         or start over with an empty database (this deletes every user and token):\n\
+         {start_over}\n\
+         {rule}\n"
+    )
+}
+
 /// A URL a local client can reach `addr` on (`0.0.0.0` is not connectable).
 fn local_url(addr: SocketAddr) -> String {
     let ip = match addr.ip() {
@@ -221,8 +288,8 @@ fn local_url(addr: SocketAddr) -> String {
 }
 
 /// Listens for Ctrl-C and SIGTERM; the returned future resolves on either,
-/// and axum then stops accepting connections and finishes the requests in
-/// flight.
+/// and the server then stops accepting connections and finishes the
+/// requests in flight (within `--shutdown-timeout`).
 ///
 /// The handlers are installed here, before the server says it is listening:
 /// a signal that arrives between "listening" and the first poll of a lazily
@@ -265,5 +332,26 @@ mod tests {
         assert_eq!(local_url(any6), "http://[::1]:8000");
         let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert_eq!(local_url(lo), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn the_existing_users_notice_says_how_to_get_back_in() {
+        let notice = existing_users_notice(DEFAULT_DATABASE_URL);
+        assert!(notice.contains("already has users"), "{notice}");
+        assert!(
+            notice.contains("    fastcore-security users add NAME\n"),
+            "{notice}"
+        );
+        assert!(notice.contains("delete fastcore-security.db"), "{notice}");
+
+        let notice = existing_users_notice("sqlite:///srv/auth/users.db?mode=rwc");
+        assert!(
+            notice.contains("users add NAME --database-url 'sqlite:///srv/auth/users.db?mode=rwc'"),
+            "{notice}"
+        );
+        assert!(
+            notice.contains("delete /srv/auth/users.db (and"),
+            "{notice}"
+        );
     }
 }

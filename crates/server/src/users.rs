@@ -5,18 +5,25 @@
 //! creation time): the server is a reference and a demo, not an identity
 //! provider. Applications with their own user model implement the library's
 //! traits on that model instead.
+//!
+//! Names that look the same are the same user. A username is stored as
+//! given, in Unicode NFKC form ([`display_username`]); uniqueness and login
+//! use [`username_key`] (NFKC, then lowercase), so `Zoë`, `ZOË` and `Zoe`
+//! followed by a combining diaeresis are one name, and any of them logs in.
 
 use async_trait::async_trait;
 use fastcore_security::{PasswordAuthenticator, StoreError, UserDirectory};
 use serde::Serialize;
 use sqlx::SqlitePool;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// Password login against the users table: the library's
 /// [`PasswordAuthenticator`] (constant work for unknown users, hash upgrades)
 /// over [`SqliteUsers`].
 pub type Authenticator = PasswordAuthenticator<SqliteUsers>;
 
-/// Longest username accepted, in bytes (the login endpoint refuses longer ones).
+/// Longest username accepted, in bytes of its stored (NFKC) form (the login
+/// endpoint refuses longer ones).
 pub const MAX_USERNAME_BYTES: usize = 320;
 
 /// One row of the users table.
@@ -27,7 +34,8 @@ pub const MAX_USERNAME_BYTES: usize = 320;
 pub struct User {
     /// A random UUID, written into tokens as `sub`.
     pub id: String,
-    /// The login name (compared case-insensitively).
+    /// The login name as created, in NFKC form. Logins match it regardless
+    /// of case and Unicode normalization form (see [`username_key`]).
     pub username: String,
     /// Whether the user may log in and use tokens.
     pub is_active: bool,
@@ -55,15 +63,62 @@ impl User {
     }
 }
 
-/// Checks a new username: 1 to [`MAX_USERNAME_BYTES`] bytes, no surrounding
-/// whitespace and no control characters (they make names that look alike
-/// and break the `users list` table).
-pub fn validate_username(username: &str) -> anyhow::Result<()> {
+/// The form a new username is stored and shown in: Unicode NFKC of what was
+/// given (so a decomposed `e` + U+0308 is stored as `ë`, and compatibility
+/// forms such as full-width letters as their plain equivalents).
+pub fn display_username(given: &str) -> String {
+    given.nfkc().collect()
+}
+
+/// The key usernames are unique by and looked up with: NFKC, then Unicode
+/// lowercase (then NFKC again, since lowercasing can leave a string that
+/// is not normalized, which keeps the key stable). Two names with the same
+/// key are the same user.
+pub fn username_key(name: &str) -> String {
+    let lower = name.nfkc().collect::<String>().to_lowercase();
+    lower.nfkc().collect()
+}
+
+/// Characters that show nothing (zero-width spaces and joiners, the soft
+/// hyphen, bidirectional controls, the byte-order mark): `ada` with one of
+/// them inside looks exactly like `ada`.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Checks a new username and returns the form it is stored in
+/// ([`display_username`]). The stored form must be 1 to
+/// [`MAX_USERNAME_BYTES`] bytes, with no surrounding whitespace and no
+/// control or invisible characters (they make names that look alike and
+/// break the `users list` table).
+pub fn normalize_username(given: &str) -> anyhow::Result<String> {
+    let username = display_username(given);
     if username.is_empty() {
         anyhow::bail!("the username must not be empty");
     }
     if username.len() > MAX_USERNAME_BYTES {
-        anyhow::bail!("the username must be at most {MAX_USERNAME_BYTES} bytes long");
+        anyhow::bail!(
+            "the username must be at most {MAX_USERNAME_BYTES} bytes long (in Unicode NFKC form)"
+        );
     }
     if username.trim() != username {
         anyhow::bail!("the username must not start or end with whitespace");
@@ -71,7 +126,28 @@ pub fn validate_username(username: &str) -> anyhow::Result<()> {
     if username.chars().any(char::is_control) {
         anyhow::bail!("the username must not contain control characters");
     }
-    Ok(())
+    if username.chars().any(is_invisible) {
+        anyhow::bail!("the username must not contain invisible characters");
+    }
+    Ok(username)
+}
+
+/// Checks a new username (see [`normalize_username`]).
+pub fn validate_username(username: &str) -> anyhow::Result<()> {
+    normalize_username(username).map(drop)
+}
+
+/// The error for a name that is taken: says which existing name it
+/// collides with when that one is written differently.
+pub fn already_exists(given: &str, existing: &str) -> anyhow::Error {
+    if display_username(given) == existing {
+        anyhow::anyhow!("a user named {existing:?} already exists")
+    } else {
+        anyhow::anyhow!(
+            "a user named {given:?} already exists as {existing:?} (names that differ only \
+             in case or Unicode form are the same user)"
+        )
+    }
 }
 
 /// The users table on SQLite. Cheap to clone (a pool handle).
@@ -95,22 +171,27 @@ impl SqliteUsers {
     }
 
     /// Creates an active user with an already computed password hash.
-    /// Fails with a clear message if the username is taken (in any case).
+    /// Fails with a clear message if the username is taken (in any case or
+    /// Unicode form).
     pub async fn create(&self, username: &str, password_hash: &str) -> anyhow::Result<User> {
-        validate_username(username)?;
+        let display = normalize_username(username)?;
         let id = uuid::Uuid::new_v4().to_string();
         let inserted = sqlx::query(
-            "INSERT INTO users (id, username, password_hash, is_active) VALUES (?, ?, ?, 1)",
+            "INSERT INTO users (id, username, username_key, password_hash, is_active) \
+             VALUES (?, ?, ?, ?, 1)",
         )
         .bind(&id)
-        .bind(username)
+        .bind(&display)
+        .bind(username_key(&display))
         .bind(password_hash)
         .execute(&self.pool)
         .await;
         match inserted {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                anyhow::bail!("a user named {username:?} already exists");
+                let existing = self.find_by_username(&display).await?;
+                let existing = existing.map_or(display, |u| u.username);
+                return Err(already_exists(username, &existing));
             }
             Err(e) => return Err(anyhow::Error::new(e).context("cannot create the user")),
         }
@@ -138,16 +219,17 @@ impl SqliteUsers {
             .map_err(unavailable("users.count"))
     }
 
-    /// The user with this login name (case-insensitive).
+    /// The user with this login name, in any case or Unicode normalization
+    /// form (matched by [`username_key`]).
     pub async fn find_by_username(
         &self,
         username: &str,
     ) -> fastcore_security::Result<Option<User>> {
         sqlx::query_as::<_, User>(
             "SELECT id, username, is_active, created_at, password_hash \
-             FROM users WHERE username = ?",
+             FROM users WHERE username_key = ?",
         )
-        .bind(username)
+        .bind(username_key(username))
         .fetch_optional(&self.pool)
         .await
         .map_err(unavailable("users.find_by_username"))
@@ -165,16 +247,16 @@ impl SqliteUsers {
         .map_err(unavailable("users.find_by_id"))
     }
 
-    /// Enables or disables a user by name; returns the updated user, or
-    /// `None` if there is no such user.
+    /// Enables or disables a user by name (in any case or Unicode form);
+    /// returns the updated user, or `None` if there is no such user.
     pub async fn set_active(
         &self,
         username: &str,
         active: bool,
     ) -> fastcore_security::Result<Option<User>> {
-        sqlx::query("UPDATE users SET is_active = ? WHERE username = ?")
+        sqlx::query("UPDATE users SET is_active = ? WHERE username_key = ?")
             .bind(active)
-            .bind(username)
+            .bind(username_key(username))
             .execute(&self.pool)
             .await
             .map_err(unavailable("users.set_active"))?;
@@ -227,5 +309,55 @@ impl UserDirectory for SqliteUsers {
         self.set_password_hash(&user.id, new_hash).await?;
         tracing::info!(user_id = %user.id, "upgraded a stored password hash");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_look_the_same_have_the_same_key() {
+        let composed = "Zo\u{00EB}";
+        let decomposed = "Zoe\u{0308}";
+        let upper = "ZO\u{00CB}";
+        let upper_decomposed = "ZOE\u{0308}";
+        let full_width = "\u{FF3A}o\u{00EB}";
+        for name in [composed, decomposed, upper, upper_decomposed, full_width] {
+            assert_eq!(username_key(name), "zo\u{00EB}", "{name:?}");
+        }
+        assert_ne!(username_key("zoe"), username_key(composed));
+        assert_eq!(display_username(decomposed), composed);
+        assert_eq!(display_username(upper_decomposed), upper);
+        // Lowercasing can leave a string that is not NFKC; the key is.
+        let key = username_key("\u{0130}stanbul");
+        assert_eq!(username_key(&key), key);
+    }
+
+    #[test]
+    fn the_length_cap_applies_to_the_stored_form() {
+        assert!(normalize_username(&"a".repeat(MAX_USERNAME_BYTES)).is_ok());
+        assert!(normalize_username(&"a".repeat(MAX_USERNAME_BYTES + 1)).is_err());
+        // U+FDFA is 3 bytes that NFKC expands to 33.
+        let expanding = "\u{FDFA}".repeat(10);
+        assert!(expanding.len() <= MAX_USERNAME_BYTES);
+        assert!(normalize_username(&expanding).is_err());
+    }
+
+    #[test]
+    fn invisible_and_control_characters_are_refused() {
+        for bad in [
+            "ad\u{200B}a",
+            "\u{FEFF}ada",
+            "ada\u{202E}",
+            "a\u{00AD}da",
+            "ad\u{7}a",
+        ] {
+            assert!(normalize_username(bad).is_err(), "{bad:?}");
+        }
+        // NFKC turns a no-break space into a space, which is then refused at the ends.
+        assert!(normalize_username("ada\u{00A0}").is_err());
+        assert_eq!(normalize_username("Ada Lovelace").unwrap(), "Ada Lovelace");
+        assert_eq!(normalize_username("\u{C5}sa").unwrap(), "\u{C5}sa");
     }
 }

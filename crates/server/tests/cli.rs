@@ -70,6 +70,56 @@ fn users_add_twice_fails_with_a_clear_message() {
 }
 
 #[test]
+fn users_add_refuses_names_that_look_like_an_existing_one() {
+    let temp = TempDb::new();
+    let out = add_user(&temp, "Zo\u{00EB}", "long enough pw\n");
+    assert!(out.success(), "{out:?}");
+    for variant in ["ZO\u{00CB}", "Zoe\u{0308}", "zo\u{00EB}"] {
+        let out = add_user(&temp, variant, "long enough pw\n");
+        assert_eq!(out.status.code(), Some(1), "{variant:?}: {out:?}");
+        assert!(out.stderr.contains("already exists"), "{out:?}");
+        assert!(
+            out.stderr.contains("\"Zo\u{00EB}\""),
+            "names the existing user: {out:?}"
+        );
+    }
+    // Users disable/enable find the user by any form too.
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "disable", "ZOE\u{0308}", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("disabled user \"Zo\u{00EB}\""),
+        "{out:?}"
+    );
+
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "list", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert_eq!(out.stdout.lines().count(), 2, "one user: {out:?}");
+}
+
+#[test]
+fn users_add_enforces_the_username_length_cap() {
+    let temp = TempDb::new();
+    let longest = "a".repeat(320);
+    assert!(add_user(&temp, &longest, "long enough pw\n").success());
+    for too_long in [
+        "b".repeat(321),
+        // 30 bytes as typed, 330 once normalized (NFKC), as it would be stored.
+        "\u{FDFA}".repeat(10),
+    ] {
+        let out = add_user(&temp, &too_long, "long enough pw\n");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stderr.contains("at most 320 bytes"), "{out:?}");
+    }
+}
+
+#[test]
 fn users_add_refuses_bad_input() {
     let temp = TempDb::new();
     for (username, stdin, expected) in [
@@ -174,6 +224,29 @@ async fn hash_password_prints_an_argon2id_hash_that_verifies() {
     assert!(fastcore_security::verify_password(PASSWORD, hash).await);
     assert!(!fastcore_security::verify_password("wrong", hash).await);
     assert!(!temp.path().exists(), "hash-password needs no database");
+}
+
+#[test]
+fn hash_password_applies_the_same_password_rules_as_users_add() {
+    let temp = TempDb::new();
+    for (stdin, expected) in [
+        ("short\n", "at least 8 characters"),
+        ("7 chars\n", "at least 8 characters"),
+        ("\n", "must not be empty"),
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.arg("hash-password");
+        let out = run(command, Some(stdin));
+        assert_eq!(out.status.code(), Some(1), "{stdin:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{stdin:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "no hash: {out:?}");
+        let out = add_user(&temp, "ada", stdin);
+        assert_eq!(out.status.code(), Some(1), "{stdin:?}: {out:?}");
+        assert!(out.stderr.contains(expected), "{stdin:?}: {out:?}");
+    }
+    let mut command = binary(temp.dir.path());
+    command.arg("hash-password");
+    assert!(run(command, Some("8 chars!\n")).success());
 }
 
 #[test]
@@ -376,6 +449,57 @@ async fn token_revoke_user_revokes_every_token_of_the_user() {
 }
 
 #[tokio::test]
+async fn token_revoke_user_fails_for_a_user_nobody_knows() {
+    let temp = TempDb::new();
+    let (security, access, _) = mint(&temp).await;
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["token", "revoke", "--user", "nosuch", "--database-url"])
+        .arg(temp.url());
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: no user named \"nosuch\""),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("users list"), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(security.validate_token(&access, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn token_revoke_given_a_whole_token_says_so_without_echoing_it() {
+    let temp = TempDb::new();
+    let (security, access, _) = mint(&temp).await;
+    let signature = access.rsplit('.').next().unwrap().to_owned();
+    for args in [
+        vec!["token", "revoke", access.as_str()],
+        vec!["token", "revoke", "--user", access.as_str()],
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.args(&args).arg("--database-url").arg(temp.url());
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        assert!(
+            out.stderr.contains("that looks like a token, not a"),
+            "{out:?}"
+        );
+        assert!(
+            out.stderr
+                .contains("run `fastcore-security token inspect -` to see its"),
+            "{out:?}"
+        );
+        assert!(
+            !out.stderr.contains(&signature) && !out.stdout.contains(&signature),
+            "never echo the token: {out:?}"
+        );
+    }
+    assert!(security.validate_token(&access, None).await.is_ok());
+}
+
+#[tokio::test]
 async fn token_purge_deletes_expired_records_only() {
     let temp = TempDb::new();
     let db = temp.open().await;
@@ -431,4 +555,39 @@ fn errors_are_one_line_without_a_panic() {
         "{out:?}"
     );
     assert!(!out.stderr.contains("panicked"), "{out:?}");
+}
+
+#[test]
+fn an_unopenable_database_names_the_file_and_the_likely_cause_once() {
+    let temp = TempDb::new();
+    let missing_dir = temp.dir.path().join("no-such-dir");
+    let file = missing_dir.join("x.db");
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "list"])
+        .env("DATABASE_URL", format!("sqlite://{}", file.display()));
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    let line = out.stderr.trim_end();
+    assert!(
+        line.starts_with(&format!(
+            "error: cannot open the database file {}: ",
+            file.display()
+        )),
+        "names the file: {out:?}"
+    );
+    assert_eq!(
+        line.matches("unable to open database file").count(),
+        1,
+        "the cause, once: {out:?}"
+    );
+    assert!(
+        line.contains(&format!(
+            "the directory {} does not exist",
+            missing_dir.display()
+        )),
+        "{out:?}"
+    );
+    assert!(!missing_dir.exists());
 }

@@ -11,6 +11,7 @@ use fastcore_security::TokenType;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
+use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -147,6 +148,42 @@ async fn usernames_are_case_insensitive() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn usernames_that_look_the_same_are_one_user_and_any_form_logs_in() {
+    let server = TestServer::start().await;
+    // Created from the decomposed form: stored composed (NFKC).
+    let zoe = server.add_user("Zoe\u{0308}", PASSWORD).await;
+    assert_eq!(zoe.username, "Zo\u{00EB}");
+    for variant in [
+        "Zo\u{00EB}",
+        "ZO\u{00CB}",
+        "zoe\u{0308}",
+        "ZOE\u{0308}",
+        "\u{FF3A}o\u{00EB}",
+    ] {
+        let err = server
+            .db
+            .users()
+            .create(variant, "$argon2id$whatever")
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("already exists"),
+            "{variant:?}: {err}"
+        );
+        let (access, _) = server.tokens(variant, PASSWORD).await;
+        let me: Value = server.me(&access).await.json().await.unwrap();
+        assert_eq!(me["id"], zoe.id.as_str(), "{variant:?}");
+        assert_eq!(me["username"], "Zo\u{00EB}");
+    }
+    assert_eq!(server.db.users().count().await.unwrap(), 1);
+    // A different name is still a different name.
+    assert_eq!(
+        server.login_form("Zoe", PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -324,7 +361,99 @@ async fn oversized_bodies_get_413() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_problem(response, 413, "body_too_large").await;
     assert_eq!(server.me(&access).await.status(), StatusCode::OK);
+}
+
+/// Checks that `response` is a problem+json body in the library's shape.
+async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers()[CONTENT_TYPE].to_str().unwrap(),
+        "application/problem+json",
+        "{code}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["type"], "about:blank", "{body}");
+    assert!(body["title"].is_string(), "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    body
+}
+
+#[tokio::test]
+async fn every_over_limit_body_gets_a_problem_body() {
+    let server = TestServer::start().await;
+    let large = format!("username=ada&password={}", "x".repeat(100 * 1024));
+    // Refused by the server-wide limit before any handler reads it.
+    for path in ["/auth/login", "/auth/refresh", "/auth/logout", "/nowhere"] {
+        let response = server
+            .client
+            .post(server.url(path))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(large.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 413, "body_too_large").await;
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_gets_a_problem_body_and_keeps_allow() {
+    let server = TestServer::start().await;
+    for (method, path) in [
+        (reqwest::Method::GET, "/auth/login"),
+        (reqwest::Method::DELETE, "/auth/me"),
+        (reqwest::Method::PUT, "/health"),
+    ] {
+        let response = server
+            .client
+            .request(method.clone(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        let allow = response
+            .headers()
+            .get(reqwest::header::ALLOW)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(!allow.is_empty(), "{method} {path}: Allow is kept");
+        assert!(!allow.contains(method.as_str()), "{allow}");
+        let body = assert_problem(response, 405, "method_not_allowed").await;
+        assert!(
+            body["detail"].as_str().unwrap().contains(method.as_str()),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_body_gets_408_with_a_problem_body() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = TestServer::start_with_body_timeout(Duration::from_secs(1)).await;
+    server.add_user("ada", PASSWORD).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    stream
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\nusername=ada&pass",
+        )
+        .await
+        .unwrap();
+    // ... and nothing more.
+    let response = common::read_response(&mut stream).await;
+    assert_eq!(response.status, 408, "{response:?}");
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/problem+json")
+    );
+    assert_eq!(response.header("connection"), Some("close"));
+    let body = response.json();
+    assert_eq!(body["code"], "request_timeout", "{body}");
+    assert_eq!(body["status"], 408, "{body}");
 }
 
 #[tokio::test]

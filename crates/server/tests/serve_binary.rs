@@ -180,18 +180,30 @@ async fn serve_demo_prints_working_credentials_once() {
     let logged = server.lines_matching(Stream::Stderr, |l| l.contains(&password));
     assert!(logged.is_empty(), "never through the log: {logged:?}");
 
-    // A second start on the same database creates nobody and prints nothing.
+    // A second start on the same database creates nobody, shows no password,
+    // and says on stdout (where the credentials were) how to get back in.
     let mut command = serve(&temp);
     command.arg("--demo");
     let mut again = Running::spawn(command);
     again.wait_until_listening();
     assert!(again.terminate().success());
     again.drain();
+    let stdout = again.lines_matching(Stream::Stdout, |_| true).join("\n");
     assert!(
-        again.lines_matching(Stream::Stdout, |_| true).is_empty(),
+        stdout.contains("already has users, so no demo user was created"),
         "{}",
         again.captured()
     );
+    assert!(
+        stdout.contains("fastcore-security users add NAME --database-url"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("delete {}", temp.path().display())),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("password:"), "{stdout}");
+    assert!(!again.captured().contains(&password));
     assert!(again.captured().contains("not creating the demo user"));
 }
 
@@ -299,6 +311,13 @@ async fn the_log_never_contains_passwords_tokens_or_the_secret() {
     assert!(log.contains("DEBUG"), "{log}");
     assert!(log.contains("path=/auth/login"), "{log}");
     assert!(log.contains("status=401"), "{log}");
+    // A failed login names the client's address (to spot brute force), not the user.
+    let failed_login = log
+        .lines()
+        .find(|l| l.contains("status=401") && l.contains("path=/auth/login"))
+        .unwrap_or_else(|| panic!("no failed login line:\n{log}"));
+    assert!(failed_login.contains("client=127.0.0.1:"), "{failed_login}");
+    assert!(!failed_login.contains("ada"), "{failed_login}");
     assert!(log.contains("path=(no route)"), "{log}");
     assert!(log.contains("shutting down"), "{log}");
     // ... and nothing secret.
@@ -317,4 +336,186 @@ async fn the_log_never_contains_passwords_tokens_or_the_secret() {
         !log.to_lowercase().contains("authorization: bearer"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_and_logged_as_a_warning_not_an_error() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command
+        .args(["--body-timeout", "1s"])
+        .env("JWT_SECRET_KEY", SECRET);
+    let mut server = Running::spawn(command);
+    let base = server.wait_until_listening();
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{\"user",
+        )
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut response),
+    )
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server closes the connection after its 408"
+    );
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("\"code\":\"request_timeout\""),
+        "{response}"
+    );
+
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("request body in time")),
+        "{log}"
+    );
+    assert!(log.contains("status=408"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+/// A request head the client never finishes, and one whose body never
+/// comes: SIGTERM still stops the server, within the shutdown timeout, with
+/// exit code 0.
+#[tokio::test]
+async fn sigterm_stops_the_server_despite_stuck_clients() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command
+        .args([
+            "--header-timeout",
+            "10m",
+            "--idle-timeout",
+            "10m",
+            "--body-timeout",
+            "10m",
+            "--shutdown-timeout",
+            "1s",
+        ])
+        .env("JWT_SECRET_KEY", SECRET);
+    let mut server = Running::spawn(command);
+    let base = server.wait_until_listening();
+    let addr = base.trim_start_matches("http://");
+
+    let mut half_head = tokio::net::TcpStream::connect(addr).await.unwrap();
+    half_head
+        .write_all(b"POST /auth/login HTTP/1.1\r\nHost: te")
+        .await
+        .unwrap();
+    // The body's first byte never comes. Expect: 100-continue tells us when
+    // the handler has started reading it, so the request is in progress.
+    let mut no_body = tokio::net::TcpStream::connect(addr).await.unwrap();
+    no_body
+        .write_all(
+            b"POST /auth/login HTTP/1.1\r\nHost: test\r\n\
+              Content-Type: application/json\r\nContent-Length: 64\r\n\
+              Expect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut continue_line = [0u8; 12];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        no_body.read_exact(&mut continue_line),
+    )
+    .await
+    .expect("100 Continue")
+    .unwrap();
+    assert_eq!(&continue_line, b"HTTP/1.1 100");
+
+    let status = server.terminate_within(std::time::Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{}", server.captured());
+    server.drain();
+    let log = server.captured();
+    assert!(
+        log.contains("closing the connections still open after the shutdown timeout"),
+        "{log}"
+    );
+    assert!(log.contains("stopped"), "{log}");
+}
+
+/// `serve` run through `sh` with `ulimit ULIMIT` applied first.
+#[cfg(target_os = "linux")]
+fn serve_under_ulimit(temp: &TempDb, ulimit: &str, max_connections: &str) -> Running {
+    let mut command = std::process::Command::new("/bin/sh");
+    command
+        .env_clear()
+        .current_dir(temp.dir.path())
+        .env("JWT_SECRET_KEY", SECRET)
+        .arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_fastcore-security"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url"])
+        .arg(temp.url())
+        .args(["--max-connections", max_connections]);
+    Running::spawn(command)
+}
+
+/// (soft, hard) "Max open files" of a process, from /proc.
+#[cfg(target_os = "linux")]
+fn open_file_limits(pid: &str) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// macOS starts processes with a soft limit of 256 open files: the default
+/// cap would have been unreachable, and accept failed with "Too many open
+/// files" instead. The server raises the soft limit to fit.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_raises_a_low_open_file_limit_to_fit_max_connections() {
+    let (_, hard) = open_file_limits("self");
+    if hard < 1064 {
+        eprintln!("skipped: the hard open-file limit ({hard}) is too low for this test");
+        return;
+    }
+    let temp = TempDb::new();
+    let mut server = serve_under_ulimit(&temp, "-S -n 256", "1000");
+    server.wait_until_listening();
+    let (soft, _) = open_file_limits(&server.child.id().to_string());
+    assert!(soft >= 1064, "soft limit {soft}:\n{}", server.captured());
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(log.contains("max_connections=1000"), "{log}");
+    assert!(!log.contains("open-file limit allows"), "{log}");
+}
+
+/// When the hard limit is too low, the cap is lowered to fit, with a warning.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_lowers_max_connections_to_a_hard_open_file_limit() {
+    let temp = TempDb::new();
+    let mut server = serve_under_ulimit(&temp, "-S -n 200 && ulimit -H -n 200", "1000");
+    server.wait_until_listening();
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("open-file limit allows")),
+        "{log}"
+    );
+    assert!(log.contains("max_connections=136"), "{log}");
 }

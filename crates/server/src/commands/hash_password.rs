@@ -6,8 +6,9 @@ use secrecy::ExposeSecret as _;
 use crate::password_input::{PasswordSource, read_password};
 
 /// Reads a password (prompt or stdin) and prints its argon2id PHC string.
+/// The password must pass the same rules as `users add`'s.
 pub async fn run(source: PasswordSource) -> anyhow::Result<()> {
-    let password = tokio::task::spawn_blocking(move || read_password(source, 1)).await??;
+    let password = tokio::task::spawn_blocking(move || read_password(source)).await??;
     let hash = fastcore_security::get_password_hash(password.expose_secret()).await?;
     println!("{hash}");
     Ok(())

@@ -159,10 +159,46 @@ fn describe(record: &TokenRecord, now: i64) -> String {
     )
 }
 
+/// Whether `argument` has the shape of a compact JWT (three base64url
+/// segments separated by dots, optionally after `Bearer `) rather than of a
+/// token id or a user id. Token ids are UUIDs: they never contain a dot.
+pub fn looks_like_jwt(argument: &str) -> bool {
+    let argument = argument.trim();
+    let argument = match argument.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        _ => argument,
+    };
+    let base64url = |segment: &str| {
+        segment
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let parts: Vec<&str> = argument.split('.').collect();
+    // The signature is empty for an unsecured ("alg": "none") token.
+    matches!(parts[..], [header, claims, signature]
+        if !header.is_empty() && !claims.is_empty()
+            && base64url(header) && base64url(claims) && base64url(signature))
+}
+
 /// Revokes one token by `jti`, or every token of a user (given by id or by
 /// username). An unknown `jti` is an error, since it is most likely a typo;
-/// revoking an already revoked token is not.
+/// revoking an already revoked token is not. So is a user that is neither
+/// in the users table nor the owner of any unrevoked token. A whole token
+/// given instead of an id is refused without being echoed: it is a credential.
 pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> anyhow::Result<()> {
+    if jti.is_some_and(looks_like_jwt) {
+        anyhow::bail!(
+            "that looks like a token, not a token id: run `fastcore-security token inspect -` \
+             to see its jti"
+        );
+    }
+    if user.is_some_and(looks_like_jwt) {
+        anyhow::bail!(
+            "that looks like a token, not a user id or username: run \
+             `fastcore-security token inspect -` to see its sub"
+        );
+    }
     let store = db.token_store();
     if let Some(jti) = jti {
         let Some(record) = store.get(jti).await? else {
@@ -180,16 +216,31 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
     }
     if let Some(user) = user {
         let users = db.users();
-        let user_id = match users.find_by_id(user).await? {
-            Some(found) => found.id,
-            None => match users.find_by_username(user).await? {
-                Some(found) => found.id,
-                // Tokens may outlive their user: revoke by the id as given.
-                None => user.to_owned(),
-            },
+        let known = match users.find_by_id(user).await? {
+            Some(found) => Some(found),
+            None => users.find_by_username(user).await?,
         };
-        let revoked = store.revoke_user(&user_id, None, clock::now()).await?;
-        println!("revoked {revoked} token(s) of user {user_id}");
+        match known {
+            Some(found) => {
+                let revoked = store.revoke_user(&found.id, None, clock::now()).await?;
+                println!(
+                    "revoked {revoked} token(s) of user {} ({:?})",
+                    found.id, found.username
+                );
+            }
+            None => {
+                // Tokens may outlive their user, or belong to users this table
+                // never held: revoke by the id as given, if it owns any.
+                let revoked = store.revoke_user(user, None, clock::now()).await?;
+                if revoked == 0 {
+                    anyhow::bail!(
+                        "no user named {user:?} or with that id, and no unrevoked token belongs \
+                         to that id; see `fastcore-security users list`"
+                    );
+                }
+                println!("revoked {revoked} token(s) of user {user} (not in the users table)");
+            }
+        }
     }
     Ok(())
 }
@@ -232,6 +283,30 @@ mod tests {
             let err = decode_unverified(bad).unwrap_err();
             let msg = format!("{err:#}");
             assert!(msg.contains("JWT"), "{bad:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn jwt_shaped_arguments_are_recognised() {
+        for token in [
+            TOKEN,
+            "Bearer aaa.bbb.ccc",
+            "  eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0. ",
+            "abc.def.ghi==",
+        ] {
+            assert!(looks_like_jwt(token), "{token:?}");
+        }
+        for id in [
+            "0b4f9a4e-6a0f-4bd3-9a53-0f7c1e8d2c11",
+            "ada",
+            "first.last",
+            "a.b.c.d",
+            ".b.c",
+            "a b.c.d",
+            "zoë.x.y",
+            "",
+        ] {
+            assert!(!looks_like_jwt(id), "{id:?}");
         }
     }
 

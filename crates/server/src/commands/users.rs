@@ -5,22 +5,20 @@ use secrecy::ExposeSecret as _;
 use crate::clock;
 use crate::database::Database;
 use crate::password_input::{PasswordSource, read_password};
-use crate::users::{User, validate_username};
+use crate::users::{User, already_exists, validate_username};
 
-/// Shortest password `users add` accepts (NIST SP 800-63B's floor for
-/// passwords people choose).
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub use crate::password_input::MIN_PASSWORD_CHARS;
 
-/// Creates a user. The username is checked (and its availability) before the
-/// password is asked for, so nobody types a password for nothing.
+/// Creates a user. The username is checked (and its availability, in any
+/// case or Unicode form) before the password is asked for, so nobody types
+/// a password for nothing.
 pub async fn add(db: &Database, username: &str, source: PasswordSource) -> anyhow::Result<()> {
     validate_username(username)?;
     let users = db.users();
-    if users.find_by_username(username).await?.is_some() {
-        anyhow::bail!("a user named {username:?} already exists");
+    if let Some(existing) = users.find_by_username(username).await? {
+        return Err(already_exists(username, &existing.username));
     }
-    let password =
-        tokio::task::spawn_blocking(move || read_password(source, MIN_PASSWORD_CHARS)).await??;
+    let password = tokio::task::spawn_blocking(move || read_password(source)).await??;
     let hash = fastcore_security::get_password_hash(password.expose_secret()).await?;
     let user = users.create(username, &hash).await?;
     println!("created user {:?} with id {}", user.username, user.id);

@@ -1,10 +1,10 @@
 //! Shared helpers: an in-process server on a real listener, and the built
 //! binary run as a child process with its output captured line by line.
 //!
-//! Nothing here sleeps: a test waits for the line that proves the state it
-//! needs ("listening on ...", the demo credentials) or for the process to
-//! exit. The receive timeouts are only a safety net so a broken build fails
-//! instead of hanging CI.
+//! Nothing here sleeps to wait for a state: a test waits for the line that
+//! proves the state it needs ("listening on ...", the demo credentials), for
+//! a response, or for the process to exit. The timeouts are only a safety
+//! net so a broken build fails instead of hanging CI.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 // Test helpers fail the test by panicking, like `assert!` does.
@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fastcore_security::{Security, SecurityConfig};
+use fastcore_security_server::connections::{ConnectionLimits, serve_connections};
 use fastcore_security_server::database::Database;
-use fastcore_security_server::serve::app;
+use fastcore_security_server::serve::app_with_body_timeout;
 use fastcore_security_server::users::{Authenticator, User};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -65,41 +66,93 @@ pub fn config(url: &str) -> SecurityConfig {
         .expect("a valid test configuration")
 }
 
+/// How a [`TestServer`] serves: the production defaults unless a test
+/// shortens a limit.
+#[derive(Debug, Clone, Copy)]
+pub struct TestOptions {
+    pub body_timeout: Duration,
+    pub limits: ConnectionLimits,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            body_timeout: fastcore_security_server::problem::DEFAULT_BODY_TIMEOUT,
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
 /// The server's router on 127.0.0.1:0, in this process, over its own
-/// temporary database.
+/// temporary database, served like `serve` serves it.
 pub struct TestServer {
     pub base: String,
     pub db: Database,
     pub security: Security,
     pub client: reqwest::Client,
     pub temp: TempDb,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestServer {
     pub async fn start() -> Self {
+        Self::start_with(TestOptions::default()).await
+    }
+
+    pub async fn start_with_body_timeout(body_timeout: Duration) -> Self {
+        Self::start_with(TestOptions {
+            body_timeout,
+            ..TestOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_with_limits(limits: ConnectionLimits) -> Self {
+        Self::start_with(TestOptions {
+            limits,
+            ..TestOptions::default()
+        })
+        .await
+    }
+
+    pub async fn start_with(options: TestOptions) -> Self {
         let temp = TempDb::new();
         let db = temp.open().await;
         let security = db.security(config(&temp.url())).expect("security");
         let users = Arc::new(Authenticator::new(db.users(), security.passwords().clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = app(security.clone(), users);
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.expect("serve");
-        });
+        let router = app_with_body_timeout(security.clone(), users, options.body_timeout);
+        let (base, stop, served) = serve_in_background(router, options.limits).await;
         Self {
-            base: format!("http://{addr}"),
+            base,
             db,
             security,
             client: reqwest::Client::new(),
             temp,
+            stop: Some(stop),
+            served: Some(served),
         }
+    }
+
+    /// Starts the graceful shutdown and returns the task that ends when
+    /// the server has stopped.
+    pub fn shut_down(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.served.take().expect("shut down once")
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The listening address, for raw TCP clients.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an address")
     }
 
     pub async fn add_user(&self, username: &str, password: &str) -> User {
@@ -316,6 +369,31 @@ impl Running {
         self.child.wait().expect("the server exits")
     }
 
+    /// Sends SIGTERM and waits at most `patience` for the process to exit;
+    /// kills it and fails the test if it does not.
+    pub fn terminate_within(&mut self, patience: Duration) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if started.elapsed() > patience {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running {patience:?} after SIGTERM; output:\n{}",
+                    self.captured()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Everything printed so far (complete once the process has exited and
     /// its pipes are drained).
     pub fn captured(&self) -> String {
@@ -344,4 +422,119 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Serves `router` with `limits` on 127.0.0.1:0 in a background task, as
+/// `serve` does. Returns the base URL, the shutdown trigger, and the task.
+pub async fn serve_in_background(
+    router: axum::Router,
+    limits: ConnectionLimits,
+) -> (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(serve_connections(listener, router, limits, async move {
+        // A dropped trigger (the test ended) also stops the server.
+        let _ = stopped.await;
+    }));
+    (format!("http://{addr}"), stop, served)
+}
+
+/// Waits for the server to close `stream`: true if it did (end of stream or
+/// a reset) within [`SOCKET_PATIENCE`], false if the connection is still
+/// open then. Bytes the server sends first are skipped.
+pub async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let wait = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(SOCKET_PATIENCE, wait).await.is_ok()
+}
+
+/// The safety net for raw-socket waits in async tests: long enough for a
+/// loaded CI machine, short enough that a server that never answers (or
+/// never closes) fails the test instead of hanging it.
+pub const SOCKET_PATIENCE: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 response read off a raw socket.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// Reads one response (status line, headers, a Content-Length body) from
+/// `stream`, failing the test if it does not arrive within [`SOCKET_PATIENCE`].
+pub async fn read_response(stream: &mut tokio::net::TcpStream) -> RawResponse {
+    use tokio::io::AsyncReadExt as _;
+    let read = async {
+        let mut buffer = Vec::new();
+        let head_end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed before a response: {buffer:?}");
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().expect("status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map_or(0, |(_, v)| v.parse().expect("content-length"));
+        let mut body = buffer[head_end..].to_vec();
+        while body.len() < length {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "connection closed in the body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        RawResponse {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    };
+    tokio::time::timeout(SOCKET_PATIENCE, read)
+        .await
+        .unwrap_or_else(|_| panic!("no response within {SOCKET_PATIENCE:?}"))
 }
