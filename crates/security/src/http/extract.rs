@@ -46,6 +46,11 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> 
 
 /// The validated claims of the request's access token (the seed's
 /// `get_token_data` dependency). Checks the store: a revoked token is refused.
+///
+/// It does not load the user, so a user disabled after the token was issued
+/// still passes until the token expires or is revoked; use [`CurrentUser`]
+/// where that matters (the server's `users disable` also revokes the user's
+/// tokens).
 #[derive(Debug, Clone)]
 pub struct TokenData(pub Claims);
 
