@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::connections::ConnectionLimits;
-use crate::database::DEFAULT_DATABASE_URL;
+use crate::database::{DEFAULT_DATABASE_URL, DEFAULT_REDIS_PREFIX, OpenOptions};
+use crate::purge::DEFAULT_PURGE_BATCH;
 
 /// Stateful JWT auth server and admin tool for fastcore-security.
 ///
@@ -22,7 +23,9 @@ use crate::database::DEFAULT_DATABASE_URL;
 #[derive(Debug, Parser)]
 #[command(name = "fastcore-security", version, about, long_about)]
 pub struct Cli {
-    /// The SQLite database holding tokens and users (created if missing).
+    /// The database holding tokens and users: sqlite://FILE (created if
+    /// missing), postgres://USER:PASS@HOST/DB, mysql://... (or mariadb://),
+    /// or redis://HOST:PORT/N. Migrated on first use.
     #[arg(
         long,
         global = true,
@@ -32,9 +35,37 @@ pub struct Cli {
     )]
     pub database_url: String,
 
+    /// With a redis:// URL, the prefix of every key (tokens and users);
+    /// give each deployment sharing one Redis its own.
+    #[arg(
+        long,
+        global = true,
+        env = "FASTCORE_REDIS_PREFIX",
+        default_value = DEFAULT_REDIS_PREFIX,
+        value_name = "PREFIX",
+        value_parser = parse_redis_prefix
+    )]
+    pub redis_prefix: String,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// How to open the database, beyond its URL.
+    pub fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            redis_prefix: self.redis_prefix.clone(),
+        }
+    }
+}
+
+fn parse_redis_prefix(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the prefix must not be empty (the default is fastcore:)".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// The subcommands.
@@ -94,6 +125,44 @@ pub struct ServeArgs {
     /// finish before the remaining connections are dropped and the server exits.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// How often to delete the records of expired tokens in the background
+    /// (at start, then at this interval): `1h`, `30m`, `90s`, a bare number
+    /// of seconds; `0` turns it off (e.g. on all but one instance, or when
+    /// a cron job runs `token purge`).
+    #[arg(
+        long,
+        env = "FASTCORE_PURGE_INTERVAL_SECONDS",
+        default_value = "1h",
+        value_name = "DURATION",
+        value_parser = parse_purge_interval
+    )]
+    pub purge_interval: PurgeInterval,
+
+    /// Records deleted per statement by the background purge.
+    #[arg(long, default_value_t = DEFAULT_PURGE_BATCH, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub purge_batch: u32,
+}
+
+/// `--purge-interval`: off, or how long between two purges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeInterval(pub Option<Duration>);
+
+/// Parses `--purge-interval`: `0` (off), or a duration like
+/// [`parse_duration`]'s, which may also be in hours (`1h`), up to a week.
+pub fn parse_purge_interval(text: &str) -> Result<PurgeInterval, String> {
+    let duration = parse_duration_units(text.trim(), true)?;
+    if duration.is_zero() {
+        return Ok(PurgeInterval(None));
+    }
+    if duration < Duration::from_secs(1) {
+        return Err("the purge interval must be at least 1s (or 0 to turn it off)".into());
+    }
+    if duration > Duration::from_secs(7 * 86_400) {
+        return Err("the purge interval must be at most a week (168h)".into());
+    }
+    Ok(PurgeInterval(Some(duration)))
 }
 
 impl ServeArgs {
@@ -111,7 +180,19 @@ impl ServeArgs {
 /// Parses `10s`, `500ms`, `2m` or a bare number of seconds (`10`), which
 /// must be more than zero and at most a day.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+    let duration = parse_duration_units(text.trim(), false)?;
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    if duration > Duration::from_secs(86_400) {
+        return Err("the duration must be at most a day".into());
+    }
+    Ok(duration)
+}
+
+/// `10s`, `500ms`, `2m`, a bare number of seconds, and with `hours` also
+/// `1h`: the duration, unchecked.
+fn parse_duration_units(text: &str, hours: bool) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -123,18 +204,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(number),
         "ms" => Duration::from_millis(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" if hours => Duration::from_secs(number.saturating_mul(3600)),
+        _ if hours => {
+            return Err(format!(
+                "{text:?} has an unknown unit (use ms, s, m or h, as in 90s, 30m or 1h)"
+            ));
+        }
         _ => {
             return Err(format!(
                 "{text:?} has an unknown unit (use ms, s or m, as in 10s, 500ms or 2m)"
             ));
         }
     };
-    if duration.is_zero() {
-        return Err("the duration must be more than zero".into());
-    }
-    if duration > Duration::from_secs(86_400) {
-        return Err("the duration must be at most a day".into());
-    }
     Ok(duration)
 }
 
@@ -191,8 +272,14 @@ pub enum TokenCommand {
         #[arg(long, value_name = "USER_ID")]
         user: Option<String>,
     },
-    /// Delete the records of expired tokens.
-    Purge,
+    /// Delete the records of expired tokens, in batches (a progress bar on
+    /// a terminal, plain lines otherwise).
+    Purge {
+        /// Records deleted per statement (smaller batches hold locks for less).
+        #[arg(long, default_value_t = DEFAULT_PURGE_BATCH, value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+    },
 }
 
 impl Command {
@@ -239,6 +326,41 @@ mod tests {
         assert_eq!(args.body_timeout, crate::problem::DEFAULT_BODY_TIMEOUT);
         assert!(
             Cli::try_parse_from(["fastcore-security", "serve", "--max-connections", "0"]).is_err()
+        );
+    }
+
+    #[test]
+    fn purge_intervals_are_off_at_zero_and_may_be_in_hours() {
+        let every = |secs| Ok(PurgeInterval(Some(Duration::from_secs(secs))));
+        assert_eq!(parse_purge_interval("0"), Ok(PurgeInterval(None)));
+        assert_eq!(parse_purge_interval("0s"), Ok(PurgeInterval(None)));
+        assert_eq!(parse_purge_interval("1h"), every(3600));
+        assert_eq!(parse_purge_interval("30m"), every(1800));
+        assert_eq!(parse_purge_interval("90"), every(90));
+        assert_eq!(parse_purge_interval("168h"), every(7 * 86_400));
+        for bad in ["", "500ms", "169h", "1d", "-1", "one"] {
+            assert!(parse_purge_interval(bad).is_err(), "{bad:?}");
+        }
+        // Hours are for the purge interval only.
+        assert!(parse_duration("1h").is_err());
+
+        let cli = Cli::try_parse_from(["fastcore-security", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
+        assert_eq!(args.purge_interval, every(3600).unwrap());
+        assert_eq!(args.purge_batch, DEFAULT_PURGE_BATCH);
+        let cli =
+            Cli::try_parse_from(["fastcore-security", "token", "purge", "--batch", "7"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Token(TokenCommand::Purge { batch: 7 })
+        ));
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "token", "purge", "--batch", "0"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["fastcore-security", "--redis-prefix", "", "migrate"]).is_err()
         );
     }
 

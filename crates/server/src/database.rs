@@ -1,24 +1,45 @@
-//! The server's one SQLite database: the library's token table and the
-//! server's users table live side by side in the same file.
+//! The server's one database: the library's token records and the server's
+//! users side by side, on the backend the URL's scheme names.
 //!
-//! Both share a single connection pool. That matters for `sqlite::memory:`
-//! (an in-memory database exists only inside its one connection) and keeps
-//! the number of open file handles predictable for a file database.
+//! | scheme | tokens | users |
+//! | --- | --- | --- |
+//! | `sqlite:` | `fastcore_tokens` | `users` |
+//! | `postgres:`, `postgresql:` | `fastcore_tokens` | `fastcore_users` |
+//! | `mysql:`, `mariadb:` | `fastcore_tokens` | `fastcore_users` |
+//! | `redis:`, `rediss:` | keys under the prefix | keys under the prefix (`users:...`) |
+//!
+//! On the SQL backends both share the token store's connection pool. That
+//! matters for `sqlite::memory:` (an in-memory database exists only inside
+//! its one connection) and keeps the number of connections predictable.
+//! Each SQL dialect has its own embedded migrations for the users table
+//! (`migrations/<dialect>/`), recorded in [`MIGRATIONS_TABLE`].
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use fastcore_security::{Security, SecurityConfig, SqliteTokenStore, TokenStore};
-use sqlx::SqlitePool;
+use fastcore_security::{
+    MySqlTokenStore, PostgresTokenStore, RedisTokenStore, Security, SecurityConfig,
+    SqliteTokenStore, TokenStore, redact_url,
+};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::users::SqliteUsers;
+use crate::users::{RedisUsers, Users};
 
-/// The server's own migrations (the users table), embedded in the binary.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The server's own migrations (the users table), embedded in the binary,
+/// one set per SQL dialect.
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+static MYSQL_MIGRATOR: Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// How long a MySQL/MariaDB `migrate` waits for another instance's.
+const MYSQL_MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// The key prefix on Redis when none is given (the library's default).
+pub const DEFAULT_REDIS_PREFIX: &str = RedisTokenStore::DEFAULT_PREFIX;
 
 /// The table recording which of the server's migrations ran. It differs from
 /// the library's `_fastcore_security_migrations` and from sqlx's default
@@ -89,74 +110,258 @@ fn open_error(url: &str, err: fastcore_security::Error) -> anyhow::Error {
     )
 }
 
-/// An open, fully migrated database.
-#[derive(Debug, Clone)]
+/// How to open a database, beyond its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// The key prefix on Redis (tokens and users); ignored by SQL backends.
+    pub redis_prefix: String,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+        }
+    }
+}
+
+/// The backends the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:`
+    Sqlite,
+    /// `postgres:` or `postgresql:`
+    Postgres,
+    /// `mysql:` or `mariadb:`
+    MySql,
+    /// `redis:` or `rediss:`
+    Redis,
+}
+
+impl Backend {
+    /// The backend a database URL names by its scheme.
+    pub fn of_url(url: &str) -> anyhow::Result<Self> {
+        let scheme = url
+            .trim_start()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "postgres" | "postgresql" => Ok(Self::Postgres),
+            "mysql" | "mariadb" => Ok(Self::MySql),
+            "redis" | "rediss" => Ok(Self::Redis),
+            _ => anyhow::bail!(
+                "DATABASE_URL must start with sqlite:, postgres:, mysql: (or mariadb:) or \
+                 redis: (for example {DEFAULT_DATABASE_URL}); the server keeps its tokens and \
+                 users there"
+            ),
+        }
+    }
+
+    /// A short name (`sqlite`, `postgres`, `mysql`, `redis`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::MySql => "mysql",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+/// An open, fully migrated database: the token store and the users.
+#[derive(Clone)]
 pub struct Database {
-    store: SqliteTokenStore,
+    backend: Backend,
+    store: Arc<dyn TokenStore>,
+    users: Users,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .field("users", &self.users)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Database {
-    /// Opens (creating it if missing) the SQLite database at `url` and brings
-    /// both schemas up to date: the library's token table, then the users table.
-    ///
-    /// Only `sqlite:` URLs are accepted: the built-in users table is SQLite.
+    /// Opens the database at `url` with the default [`OpenOptions`].
     pub async fn open(url: &str) -> anyhow::Result<Self> {
-        if !url.trim_start().to_ascii_lowercase().starts_with("sqlite:") {
-            anyhow::bail!(
-                "DATABASE_URL must be a sqlite: URL (for example {DEFAULT_DATABASE_URL}); \
-                 the server keeps its users in SQLite"
-            );
-        }
-        let store = SqliteTokenStore::connect(url)
-            .await
-            .map_err(|err| open_error(url, err))?;
-        store
-            .migrate()
-            .await
-            .context("cannot migrate the token table")?;
-        let mut migrator = Migrator {
-            migrations: MIGRATOR.migrations.clone(),
-            ..Migrator::DEFAULT
-        };
-        migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        match migrator.run(store.pool()).await {
-            Ok(()) => {}
-            Err(MigrateError::VersionMismatch(version)) => {
-                // Only a database made by a pre-release build (before usernames
-                // got their normalized key) can hold a different version of a
-                // migration this binary ships.
-                let file = sqlite_file(url)
-                    .map_or_else(|| "the database".to_owned(), |f| f.display().to_string());
-                anyhow::bail!(
-                    "cannot migrate the users table: {file} was created by a pre-release build \
-                     whose users table (migration {version}) differs from this one; delete it \
-                     and run again"
-                );
-            }
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context("cannot migrate the users table"));
-            }
-        }
-        Ok(Self { store })
+        Self::open_with(url, &OpenOptions::default()).await
     }
 
-    /// The connection pool both tables share.
-    pub fn pool(&self) -> &SqlitePool {
-        self.store.pool()
+    /// Opens the database at `url` (a SQLite file is created if missing)
+    /// and brings both schemas up to date: the library's token table, then
+    /// the users table. Several instances may do this at once: each
+    /// backend's migrations run under a database lock.
+    pub async fn open_with(url: &str, options: &OpenOptions) -> anyhow::Result<Self> {
+        let backend = Backend::of_url(url)?;
+        let (store, users): (Arc<dyn TokenStore>, Users) = match backend {
+            Backend::Sqlite => {
+                let store = SqliteTokenStore::connect(url)
+                    .await
+                    .map_err(|err| open_error(url, err))?;
+                store
+                    .migrate()
+                    .await
+                    .context("cannot migrate the token table")?;
+                run_migrations(&SQLITE_MIGRATOR, store.pool())
+                    .await
+                    .map_err(|err| users_migration_error(url, err))?;
+                let users = Users::sqlite(store.pool().clone());
+                (Arc::new(store), users)
+            }
+            Backend::Postgres => {
+                let store = PostgresTokenStore::connect(url)
+                    .await
+                    .map_err(|err| connect_error(url, err))?;
+                store
+                    .migrate()
+                    .await
+                    .context("cannot migrate the token table")?;
+                // sqlx serialises PostgreSQL migrations with an advisory lock.
+                run_migrations(&POSTGRES_MIGRATOR, store.pool())
+                    .await
+                    .map_err(|err| users_migration_error(url, err))?;
+                let users = Users::postgres(store.pool().clone());
+                (Arc::new(store), users)
+            }
+            Backend::MySql => {
+                let store = MySqlTokenStore::connect(url)
+                    .await
+                    .map_err(|err| connect_error(url, err))?;
+                store
+                    .migrate()
+                    .await
+                    .context("cannot migrate the token table")?;
+                migrate_mysql(store.pool())
+                    .await
+                    .map_err(|err| users_migration_error(url, err))?;
+                let users = Users::mysql(store.pool().clone());
+                (Arc::new(store), users)
+            }
+            Backend::Redis => {
+                if options.redis_prefix.is_empty() {
+                    anyhow::bail!("the Redis key prefix must not be empty");
+                }
+                // The token store first: it sets up TLS for rediss:// URLs.
+                let store = RedisTokenStore::connect_with_prefix(url, &options.redis_prefix)
+                    .await
+                    .map_err(|err| connect_error(url, err))?;
+                let users = RedisUsers::connect(url, &options.redis_prefix)
+                    .await
+                    .map_err(|err| connect_error(url, err))?;
+                (Arc::new(store), Users::redis(users))
+            }
+        };
+        Ok(Self {
+            backend,
+            store,
+            users,
+        })
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The token store (the library's `TokenRepository` equivalent).
     pub fn token_store(&self) -> Arc<dyn TokenStore> {
-        Arc::new(self.store.clone())
+        Arc::clone(&self.store)
     }
 
-    /// The users table.
-    pub fn users(&self) -> SqliteUsers {
-        SqliteUsers::new(self.pool().clone())
+    /// The built-in users.
+    pub fn users(&self) -> Users {
+        self.users.clone()
     }
 
     /// A security handle signing with `config` and recording tokens here.
     pub fn security(&self, config: SecurityConfig) -> anyhow::Result<Security> {
         Ok(Security::new(config, self.token_store())?)
     }
+}
+
+/// A migrator for `embedded`'s files recording them in [`MIGRATIONS_TABLE`].
+fn server_migrator(embedded: &Migrator) -> Migrator {
+    let mut migrator = Migrator {
+        migrations: embedded.migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
+}
+
+async fn run_migrations<'a, A>(embedded: &Migrator, pool: A) -> Result<(), MigrateError>
+where
+    A: sqlx::Acquire<'a>,
+    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
+{
+    server_migrator(embedded).run(pool).await
+}
+
+/// The users migrations on MySQL/MariaDB, under a named lock of the
+/// server's own (as the library's token migrations do): sqlx's migration
+/// lock asks for `GET_LOCK(name, -1)`, which MariaDB refuses without sqlx
+/// noticing, so instances starting together would otherwise race.
+async fn migrate_mysql(pool: &sqlx::MySqlPool) -> Result<(), MigrateError> {
+    let mut conn = pool.acquire().await?;
+    // The lock is the session's: closing the connection afterwards releases
+    // it even if RELEASE_LOCK cannot run.
+    conn.close_on_drop();
+    // Named locks are server-wide: the name carries the database's.
+    let locked: Option<i64> = sqlx::query_scalar(
+        "SELECT GET_LOCK(CONCAT('fastcore_server_', MD5(COALESCE(DATABASE(), ''))), ?)",
+    )
+    .bind(MYSQL_MIGRATION_LOCK_WAIT.as_secs())
+    .fetch_one(&mut *conn)
+    .await?;
+    if locked != Some(1) {
+        return Err(MigrateError::Source(
+            "another instance held the users migration lock for too long".into(),
+        ));
+    }
+    let mut migrator = server_migrator(&MYSQL_MIGRATOR);
+    migrator.set_locking(false);
+    let migrated = migrator.run(&mut *conn).await;
+    let _ = sqlx::query(
+        "SELECT RELEASE_LOCK(CONCAT('fastcore_server_', MD5(COALESCE(DATABASE(), ''))))",
+    )
+    .execute(&mut *conn)
+    .await;
+    migrated
+}
+
+/// The error for a users migration that failed.
+fn users_migration_error(url: &str, err: MigrateError) -> anyhow::Error {
+    match err {
+        MigrateError::VersionMismatch(version) => {
+            // Only a database made by a pre-release build (before usernames
+            // got their normalized key) can hold a different version of a
+            // migration this binary ships.
+            let place = sqlite_file(url).map_or_else(
+                || format!("the database {}", redact_url(url)),
+                |f| f.display().to_string(),
+            );
+            anyhow::anyhow!(
+                "cannot migrate the users table: {place} was created by a pre-release build \
+                 whose users table (migration {version}) differs from this one; delete it \
+                 and run again"
+            )
+        }
+        err => anyhow::Error::new(err).context("cannot migrate the users table"),
+    }
+}
+
+/// The error for a database server that cannot be reached: names it (with
+/// its password hidden) and the driver's reason.
+fn connect_error(url: &str, err: fastcore_security::Error) -> anyhow::Error {
+    anyhow::Error::new(err).context(format!(
+        "cannot open the database {} (is the server running and the URL right?)",
+        redact_url(url)
+    ))
 }

@@ -13,6 +13,7 @@ pub mod connections;
 pub mod database;
 pub mod password_input;
 pub mod problem;
+pub mod purge;
 pub mod serve;
 pub mod users;
 
@@ -41,15 +42,16 @@ pub fn error_line(err: &anyhow::Error) -> String {
 
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let options = cli.open_options();
     let url = cli.database_url.as_str();
     match cli.command {
-        Command::Serve(args) => serve::serve(url, &args).await,
-        Command::Migrate => commands::migrate::run(url).await,
+        Command::Serve(args) => serve::serve(url, &options, &args).await,
+        Command::Migrate => commands::migrate::run(url, &options).await,
         Command::HashPassword(args) => {
             commands::hash_password::run(PasswordSource::choose(args.password_stdin)).await
         }
         Command::Users(command) => {
-            let db = Database::open(url).await?;
+            let db = Database::open_with(url, &options).await?;
             match command {
                 UsersCommand::Add { username, password } => {
                     let source = PasswordSource::choose(password.password_stdin);
@@ -63,15 +65,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token(TokenCommand::Inspect { token }) => {
-            commands::token::inspect(url, &token).await
+            commands::token::inspect(url, &options, &token).await
         }
         Command::Token(TokenCommand::Revoke { jti, user }) => {
-            let db = Database::open(url).await?;
+            let db = Database::open_with(url, &options).await?;
             commands::token::revoke(&db, jti.as_deref(), user.as_deref()).await
         }
-        Command::Token(TokenCommand::Purge) => {
-            let db = Database::open(url).await?;
-            commands::token::purge(&db).await
+        Command::Token(TokenCommand::Purge { batch }) => {
+            let db = Database::open_with(url, &options).await?;
+            commands::token::purge(&db, batch).await
         }
     }
 }

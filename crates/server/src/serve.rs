@@ -21,6 +21,7 @@ use fastcore_security::{
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::LatencyUnit;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -28,11 +29,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::{Level, Span};
 
-use crate::cli::ServeArgs;
+use crate::cli::{PurgeInterval, ServeArgs};
 use crate::connections::{fit_max_connections_to_fd_limit, serve_connections};
-use crate::database::{DEFAULT_DATABASE_URL, Database, sqlite_file};
+use crate::database::{DEFAULT_DATABASE_URL, Database, OpenOptions, sqlite_file};
 use crate::problem::{DEFAULT_BODY_TIMEOUT, problem, problem_responses};
-use crate::users::{Authenticator, SqliteUsers};
+use crate::purge::spawn_background_purge;
+use crate::users::{Authenticator, Users};
 
 /// Largest request body the server reads. The auth endpoints refuse bodies
 /// over 16 KiB themselves; this cap also covers any route added later.
@@ -127,10 +129,18 @@ fn request_span(request: &Request<Body>) -> Span {
 }
 
 /// Runs `fastcore-security serve` until Ctrl-C or SIGTERM.
-pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
+pub async fn serve(
+    database_url: &str,
+    options: &OpenOptions,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
     let config = config_from_env(database_url, args.demo)?;
-    let db = Database::open(database_url).await?;
-    tracing::info!(database = %redact_url(database_url), "database ready");
+    let db = Database::open_with(database_url, options).await?;
+    tracing::info!(
+        database = %redact_url(database_url),
+        backend = db.backend().name(),
+        "database ready"
+    );
     let security = db.security(config)?;
     let config = security.config();
     tracing::info!(
@@ -170,12 +180,51 @@ pub async fn serve(database_url: &str, args: &ServeArgs) -> anyhow::Result<()> {
         shutdown_timeout_s = limits.shutdown_timeout.as_secs_f64(),
         "connection limits"
     );
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    let (stop_purge, purge_stopped) = watch::channel(false);
+    let purge = match args.purge_interval {
+        PurgeInterval(Some(interval)) => {
+            tracing::info!(
+                interval_s = interval.as_secs_f64(),
+                batch = args.purge_batch,
+                "purging expired token records in the background"
+            );
+            Some(spawn_background_purge(
+                Arc::clone(security.store()),
+                interval,
+                args.purge_batch,
+                purge_stopped,
+            ))
+        }
+        PurgeInterval(None) => {
+            tracing::info!("background purge is off (--purge-interval 0)");
+            None
+        }
+    };
+    let shutdown = async move {
+        signal.await;
+        let _ = stop_purge.send(true);
+    };
     tracing::info!("listening on http://{addr}");
     let router = app_with_body_timeout(security, authenticator, args.body_timeout);
     serve_connections(listener, router, limits, shutdown).await;
+    if let Some(purge) = purge {
+        stop_background_purge(purge).await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Waits briefly for the background purge to notice the stop (it abandons
+/// a purge in progress), then aborts it.
+async fn stop_background_purge(purge: tokio::task::JoinHandle<()>) {
+    let abort = purge.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(2), purge)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 /// The security configuration from the environment (the seed's variable
@@ -215,7 +264,7 @@ fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityCon
 /// cannot be shown again: on a database that already has users, says on
 /// standard output, where the credentials would have been, how to get back in.
 async fn ensure_demo_user(
-    users: &SqliteUsers,
+    users: &Users,
     hasher: &PasswordHasher,
     addr: SocketAddr,
     database_url: &str,

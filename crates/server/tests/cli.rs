@@ -259,12 +259,47 @@ fn migrate_creates_both_schemas_and_can_run_again() {
         assert!(out.success(), "{out:?}");
         assert!(out.stdout.contains("up to date"), "{out:?}");
     }
-    let mut command = binary(temp.dir.path());
-    command.args(["migrate", "--database-url", "postgres://u:hunter2@db/x"]);
-    let out = run(command, None);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(out.stderr.contains("sqlite:"), "{out:?}");
-    assert!(!out.stderr.contains("hunter2"), "{out:?}");
+}
+
+#[test]
+fn migrate_on_an_unreachable_server_names_it_without_the_password() {
+    let temp = TempDb::new();
+    for url in [
+        "postgres://u:hunter2@127.0.0.1:1/x",
+        "mysql://u:hunter2@127.0.0.1:1/x",
+        "redis://:hunter2@127.0.0.1:1/",
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.args(["migrate", "--database-url", url]);
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        let (scheme, _) = url.split_once(':').unwrap();
+        assert!(
+            out.stderr
+                .starts_with(&format!("error: cannot open the database {scheme}://")),
+            "{out:?}"
+        );
+        assert!(out.stderr.contains("127.0.0.1:1"), "{out:?}");
+        assert!(!out.stderr.contains("hunter2"), "{out:?}");
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+}
+
+#[test]
+fn a_database_url_of_no_known_backend_lists_the_ones_there_are() {
+    let temp = TempDb::new();
+    for url in ["memory:", "ftp://u:hunter2@host/x", "fastcore-security.db"] {
+        let mut command = binary(temp.dir.path());
+        command.args(["users", "list", "--database-url", url]);
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        for scheme in ["sqlite:", "postgres:", "mysql:", "mariadb:", "redis:"] {
+            assert!(out.stderr.contains(scheme), "{scheme}: {out:?}");
+        }
+        assert!(!out.stderr.contains("hunter2"), "{out:?}");
+    }
 }
 
 /// A token pair minted through the library on the test database.

@@ -3,11 +3,18 @@
 
 use fastcore_security::redact_url;
 
-use crate::database::Database;
+use crate::database::{Backend, Database, OpenOptions};
 
 /// Opens the database, runs the library's and the server's migrations, exits.
-pub async fn run(database_url: &str) -> anyhow::Result<()> {
-    Database::open(database_url).await?;
-    println!("database {} is up to date", redact_url(database_url));
+/// (Redis has no schema: there it checks that the server answers.)
+pub async fn run(database_url: &str, options: &OpenOptions) -> anyhow::Result<()> {
+    let db = Database::open_with(database_url, options).await?;
+    match db.backend() {
+        Backend::Redis => println!(
+            "database {} answers (Redis keeps no schema: nothing to migrate)",
+            redact_url(database_url)
+        ),
+        _ => println!("database {} is up to date", redact_url(database_url)),
+    }
     Ok(())
 }

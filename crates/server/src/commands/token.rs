@@ -6,21 +6,20 @@
 //! `JWT_SECRET_KEY` to cut a session off.
 
 use std::io::IsTerminal as _;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fastcore_security::{SecurityConfig, TokenRecord};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
 use crate::clock;
-use crate::database::Database;
+use crate::database::{Database, OpenOptions};
 use crate::password_input::read_line;
-
-/// Records deleted per statement by `token purge`, so a big purge does not
-/// hold the database lock for long.
-pub const PURGE_BATCH: u32 = 1000;
+use crate::purge::purge_expired;
 
 /// Longest token `inspect` looks at; real ones are well under 8 KiB.
 const MAX_TOKEN_BYTES: usize = 64 * 1024;
@@ -83,7 +82,11 @@ fn token_from_argument(argument: &str) -> anyhow::Result<String> {
 /// `JWT_SECRET_KEY` is set, also says whether the signature and claims
 /// verify, what the store knows of the `jti`, and whether the server would
 /// accept the token now.
-pub async fn inspect(database_url: &str, argument: &str) -> anyhow::Result<()> {
+pub async fn inspect(
+    database_url: &str,
+    options: &OpenOptions,
+    argument: &str,
+) -> anyhow::Result<()> {
     let token = token_from_argument(argument)?;
     let decoded = decode_unverified(&token)?;
     let now = clock::now();
@@ -116,7 +119,7 @@ pub async fn inspect(database_url: &str, argument: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     let config = builder.database_url(database_url).build()?;
-    let db = Database::open(database_url).await?;
+    let db = Database::open_with(database_url, options).await?;
     let security = db.security(config)?;
 
     println!("verification (with JWT_SECRET_KEY):");
@@ -245,20 +248,88 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
     Ok(())
 }
 
-/// Deletes the records of expired tokens, in batches; prints how many went.
-pub async fn purge(db: &Database) -> anyhow::Result<()> {
+/// Deletes the records of expired tokens, `batch` per statement, until a
+/// batch comes back short; prints how many went.
+///
+/// On a terminal a spinner shows the count and the rate as it goes (the
+/// total is not known up front); otherwise (a pipe, a cron job's log) plain
+/// lines: what is purged, the running count at most once a second, and the
+/// total. Records of tokens that expire while it runs are left for the next
+/// purge: the cutoff is fixed at the start.
+pub async fn purge(db: &Database, batch: u32) -> anyhow::Result<()> {
     let store = db.token_store();
     let cutoff = clock::now();
-    let mut total = 0;
-    loop {
-        let deleted = store.purge_expired(cutoff, PURGE_BATCH).await?;
-        total += deleted;
-        if deleted < u64::from(PURGE_BATCH) {
-            break;
+    let mut progress = PurgeProgress::new(std::io::stdout().is_terminal());
+    if !progress.on_terminal() {
+        println!(
+            "purging the records of tokens that expired before {} ({batch} per batch)",
+            clock::format_utc(cutoff)
+        );
+    }
+    let purged = purge_expired(&*store, cutoff, batch, |total| progress.update(total)).await;
+    progress.finish();
+    match purged {
+        Ok(total) => {
+            println!("purged {total} expired token record(s)");
+            Ok(())
+        }
+        Err(err) => {
+            if err.purged > 0 {
+                println!(
+                    "purged {} expired token record(s) before an error",
+                    err.purged
+                );
+            }
+            Err(err.into())
         }
     }
-    println!("purged {total} expired token record(s)");
-    Ok(())
+}
+
+/// How `token purge` shows its progress.
+enum PurgeProgress {
+    /// A spinner with the count and the rate, on the terminal.
+    Bar(ProgressBar),
+    /// Plain lines, at most one a second.
+    Lines { last: Option<Instant> },
+}
+
+impl PurgeProgress {
+    fn new(terminal: bool) -> Self {
+        if !terminal {
+            return Self::Lines { last: None };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
+        let style = ProgressStyle::with_template(
+            "{spinner} purging expired token records: {human_pos} deleted ({per_sec}, {elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Self::Bar(bar)
+    }
+
+    fn on_terminal(&self) -> bool {
+        matches!(self, Self::Bar(_))
+    }
+
+    fn update(&mut self, total: u64) {
+        match self {
+            Self::Bar(bar) => bar.set_position(total),
+            Self::Lines { last } => {
+                let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+                if due {
+                    println!("deleted {total} record(s) so far");
+                    *last = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 #[cfg(test)]

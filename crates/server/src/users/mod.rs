@@ -1,36 +1,55 @@
-//! The built-in users table, and its [`UserDirectory`] implementation so
-//! the library's [`PasswordAuthenticator`] can log users in against it.
+//! The built-in users, and their [`UserDirectory`] implementation so the
+//! library's [`PasswordAuthenticator`] can log users in against them.
 //!
-//! The table is deliberately small (id, username, password hash, active flag,
+//! A user is deliberately small (id, username, password hash, active flag,
 //! creation time): the server is a reference and a demo, not an identity
 //! provider. Applications with their own user model implement the library's
 //! traits on that model instead.
+//!
+//! The users live next to the tokens, on whichever backend the database URL
+//! names ([`Users`] dispatches to one module per backend): a table `users`
+//! on SQLite, `fastcore_users` on PostgreSQL and MySQL/MariaDB (a shared
+//! database may already have a `users` table of the application's), and
+//! hashes under the key prefix on Redis.
 //!
 //! Names that look the same are the same user. A username is stored as
 //! given, in Unicode NFKC form ([`display_username`]); uniqueness and login
 //! use [`username_key`] (NFKC, then lowercase), so `Zoë`, `ZOË` and `Zoe`
 //! followed by a combining diaeresis are one name, and any of them logs in.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use fastcore_security::{PasswordAuthenticator, StoreError, UserDirectory};
 use serde::Serialize;
-use sqlx::SqlitePool;
 use unicode_normalization::UnicodeNormalization as _;
 
-/// Password login against the users table: the library's
+mod mysql;
+mod postgres;
+mod redis;
+mod sqlite;
+
+pub use self::redis::RedisUsers;
+
+/// Password login against the built-in users: the library's
 /// [`PasswordAuthenticator`] (constant work for unknown users, hash upgrades)
-/// over [`SqliteUsers`].
-pub type Authenticator = PasswordAuthenticator<SqliteUsers>;
+/// over [`Users`].
+pub type Authenticator = PasswordAuthenticator<Users>;
+
+/// How long one users query may take before it counts as an outage (the
+/// library's default deadline for token store calls): a database that
+/// accepts connections but does not answer gets a 503, not a hung request.
+pub const QUERY_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Longest username accepted, in bytes of its stored (NFKC) form (the login
 /// endpoint refuses longer ones).
 pub const MAX_USERNAME_BYTES: usize = 320;
 
-/// One row of the users table.
+/// One built-in user.
 ///
 /// Serializes (for `GET /auth/me`) as `id`, `username`, `is_active` and
 /// `created_at`; the password hash is never serialized and `Debug` hides it.
-#[derive(Clone, Serialize, sqlx::FromRow)]
+#[derive(Clone, Serialize)]
 pub struct User {
     /// A random UUID, written into tokens as `sub`.
     pub id: String,
@@ -150,73 +169,146 @@ pub fn already_exists(given: &str, existing: &str) -> anyhow::Error {
     }
 }
 
-/// The users table on SQLite. Cheap to clone (a pool handle).
+/// The built-in users on one backend. Cheap to clone (a pool or connection
+/// handle).
 #[derive(Debug, Clone)]
-pub struct SqliteUsers {
-    pool: SqlitePool,
+pub struct Users {
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Redis(RedisUsers),
+}
+
+/// What an insert found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inserted {
+    Created,
+    /// The username key is taken.
+    Taken,
 }
 
 /// A failed query is reported as an unavailable store: the login endpoint
 /// then answers 503 (retry later), never 401 (which would look like a wrong
 /// password) nor a 500 carrying SQL.
-fn unavailable(operation: &'static str) -> impl FnOnce(sqlx::Error) -> fastcore_security::Error {
+fn unavailable<E>(operation: &'static str) -> impl FnOnce(E) -> fastcore_security::Error
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     move |e| StoreError::new(operation, e).into()
 }
 
-impl SqliteUsers {
-    /// Users stored through `pool` (which must be migrated; see
+/// Runs one users operation within [`QUERY_DEADLINE`].
+async fn within_deadline<T>(
+    operation: &'static str,
+    work: impl Future<Output = fastcore_security::Result<T>>,
+) -> fastcore_security::Result<T> {
+    match tokio::time::timeout(QUERY_DEADLINE, work).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::new(
+            operation,
+            format!("no answer within {} s", QUERY_DEADLINE.as_secs()),
+        )
+        .into()),
+    }
+}
+
+impl Users {
+    /// Users in the SQLite database of `pool` (migrated; see
     /// [`Database::open`](crate::database::Database::open)).
-    pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+    pub fn sqlite(pool: sqlx::SqlitePool) -> Self {
+        Self {
+            backend: Backend::Sqlite(pool),
+        }
+    }
+
+    /// Users in the PostgreSQL database of `pool` (migrated).
+    pub fn postgres(pool: sqlx::PgPool) -> Self {
+        Self {
+            backend: Backend::Postgres(pool),
+        }
+    }
+
+    /// Users in the MySQL/MariaDB database of `pool` (migrated).
+    pub fn mysql(pool: sqlx::MySqlPool) -> Self {
+        Self {
+            backend: Backend::MySql(pool),
+        }
+    }
+
+    /// Users on Redis.
+    pub fn redis(users: RedisUsers) -> Self {
+        Self {
+            backend: Backend::Redis(users),
+        }
     }
 
     /// Creates an active user with an already computed password hash.
     /// Fails with a clear message if the username is taken (in any case or
-    /// Unicode form).
+    /// Unicode form); two concurrent creations of one name make one user.
     pub async fn create(&self, username: &str, password_hash: &str) -> anyhow::Result<User> {
         let display = normalize_username(username)?;
-        let id = uuid::Uuid::new_v4().to_string();
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, username, username_key, password_hash, is_active) \
-             VALUES (?, ?, ?, ?, 1)",
-        )
-        .bind(&id)
-        .bind(&display)
-        .bind(username_key(&display))
-        .bind(password_hash)
-        .execute(&self.pool)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                let existing = self.find_by_username(&display).await?;
-                let existing = existing.map_or(display, |u| u.username);
-                return Err(already_exists(username, &existing));
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("cannot create the user")),
+        let key = username_key(&display);
+        if key.len() > MAX_USERNAME_KEY_BYTES {
+            anyhow::bail!("the username is too long once lowercased");
         }
-        self.find_by_id(&id)
+        if password_hash.len() > MAX_PASSWORD_HASH_BYTES {
+            anyhow::bail!("the password hash is longer than {MAX_PASSWORD_HASH_BYTES} bytes");
+        }
+        let new = NewUser {
+            id: uuid::Uuid::new_v4().to_string(),
+            username: &display,
+            username_key: &key,
+            password_hash,
+        };
+        let inserted = within_deadline("users.create", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::insert(pool, &new).await,
+                Backend::Postgres(pool) => postgres::insert(pool, &new).await,
+                Backend::MySql(pool) => mysql::insert(pool, &new).await,
+                Backend::Redis(users) => users.insert(&new).await,
+            }
+        })
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("cannot create the user"))?;
+        if inserted == Inserted::Taken {
+            let existing = self.find_by_username(&display).await?;
+            let existing = existing.map_or(display, |u| u.username);
+            return Err(already_exists(username, &existing));
+        }
+        self.find_by_id(&new.id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("the new user vanished right after it was created"))
     }
 
-    /// Every user, oldest first.
+    /// Every user, oldest first (then by name).
     pub async fn list(&self) -> fastcore_security::Result<Vec<User>> {
-        sqlx::query_as::<_, User>(
-            "SELECT id, username, is_active, created_at, password_hash \
-             FROM users ORDER BY created_at, username",
-        )
-        .fetch_all(&self.pool)
+        within_deadline("users.list", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::list(pool).await,
+                Backend::Postgres(pool) => postgres::list(pool).await,
+                Backend::MySql(pool) => mysql::list(pool).await,
+                Backend::Redis(users) => users.list().await,
+            }
+        })
         .await
-        .map_err(unavailable("users.list"))
     }
 
     /// How many users exist.
     pub async fn count(&self) -> fastcore_security::Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable("users.count"))
+        within_deadline("users.count", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::count(pool).await,
+                Backend::Postgres(pool) => postgres::count(pool).await,
+                Backend::MySql(pool) => mysql::count(pool).await,
+                Backend::Redis(users) => users.count().await,
+            }
+        })
+        .await
     }
 
     /// The user with this login name, in any case or Unicode normalization
@@ -225,26 +317,40 @@ impl SqliteUsers {
         &self,
         username: &str,
     ) -> fastcore_security::Result<Option<User>> {
-        sqlx::query_as::<_, User>(
-            "SELECT id, username, is_active, created_at, password_hash \
-             FROM users WHERE username_key = ?",
-        )
-        .bind(username_key(username))
-        .fetch_optional(&self.pool)
+        let key = username_key(username);
+        // No stored name holds a NUL (control characters are refused), and
+        // PostgreSQL cannot even take one as a parameter: such a login is
+        // an unknown user, not an outage.
+        if key.contains('\0') || key.len() > MAX_USERNAME_KEY_BYTES {
+            return Ok(None);
+        }
+        within_deadline("users.find_by_username", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::find_by_key(pool, &key).await,
+                Backend::Postgres(pool) => postgres::find_by_key(pool, &key).await,
+                Backend::MySql(pool) => mysql::find_by_key(pool, &key).await,
+                Backend::Redis(users) => users.find_by_key(&key).await,
+            }
+        })
         .await
-        .map_err(unavailable("users.find_by_username"))
     }
 
     /// The user with this id.
     pub async fn find_by_id(&self, id: &str) -> fastcore_security::Result<Option<User>> {
-        sqlx::query_as::<_, User>(
-            "SELECT id, username, is_active, created_at, password_hash \
-             FROM users WHERE id = ?",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
+        // Ids are uuids: one with a NUL (which PostgreSQL refuses as a
+        // parameter) names nobody.
+        if id.contains('\0') {
+            return Ok(None);
+        }
+        within_deadline("users.find_by_id", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::find_by_id(pool, id).await,
+                Backend::Postgres(pool) => postgres::find_by_id(pool, id).await,
+                Backend::MySql(pool) => mysql::find_by_id(pool, id).await,
+                Backend::Redis(users) => users.find_by_id(id).await,
+            }
+        })
         .await
-        .map_err(unavailable("users.find_by_id"))
     }
 
     /// Enables or disables a user by name (in any case or Unicode form);
@@ -254,37 +360,69 @@ impl SqliteUsers {
         username: &str,
         active: bool,
     ) -> fastcore_security::Result<Option<User>> {
-        sqlx::query("UPDATE users SET is_active = ? WHERE username_key = ?")
-            .bind(active)
-            .bind(username_key(username))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable("users.set_active"))?;
+        let key = username_key(username);
+        if key.contains('\0') || key.len() > MAX_USERNAME_KEY_BYTES {
+            return Ok(None);
+        }
+        within_deadline("users.set_active", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::set_active(pool, &key, active).await,
+                Backend::Postgres(pool) => postgres::set_active(pool, &key, active).await,
+                Backend::MySql(pool) => mysql::set_active(pool, &key, active).await,
+                Backend::Redis(users) => users.set_active(&key, active).await,
+            }
+        })
+        .await?;
         self.find_by_username(username).await
     }
 
     /// Replaces a user's password hash.
     pub async fn set_password_hash(&self, id: &str, hash: &str) -> fastcore_security::Result<()> {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-            .bind(hash)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable("users.set_password_hash"))?;
-        Ok(())
+        if hash.len() > MAX_PASSWORD_HASH_BYTES {
+            // Never truncated (as a lax MySQL would): the old hash stays.
+            return Err(StoreError::new(
+                "users.set_password_hash",
+                format!("the hash is longer than {MAX_PASSWORD_HASH_BYTES} bytes"),
+            )
+            .into());
+        }
+        within_deadline("users.set_password_hash", async {
+            match &self.backend {
+                Backend::Sqlite(pool) => sqlite::set_password_hash(pool, id, hash).await,
+                Backend::Postgres(pool) => postgres::set_password_hash(pool, id, hash).await,
+                Backend::MySql(pool) => mysql::set_password_hash(pool, id, hash).await,
+                Backend::Redis(users) => users.set_password_hash(id, hash).await,
+            }
+        })
+        .await
     }
 }
 
+/// Longest [`username_key`] stored: lowercasing can lengthen a name of
+/// [`MAX_USERNAME_BYTES`] a little (the MySQL column holds 1024 bytes).
+pub const MAX_USERNAME_KEY_BYTES: usize = 1024;
+
+/// Longest password hash stored (an argon2id PHC string is about 100 bytes).
+pub const MAX_PASSWORD_HASH_BYTES: usize = 1024;
+
+/// A user about to be inserted.
+struct NewUser<'a> {
+    id: String,
+    username: &'a str,
+    username_key: &'a str,
+    password_hash: &'a str,
+}
+
 #[async_trait]
-impl UserDirectory for SqliteUsers {
+impl UserDirectory for Users {
     type User = User;
 
     async fn find_by_username(&self, username: &str) -> fastcore_security::Result<Option<User>> {
-        SqliteUsers::find_by_username(self, username).await
+        Users::find_by_username(self, username).await
     }
 
     async fn find_by_id(&self, user_id: &str) -> fastcore_security::Result<Option<User>> {
-        SqliteUsers::find_by_id(self, user_id).await
+        Users::find_by_id(self, user_id).await
     }
 
     fn user_id(&self, user: &User) -> String {
