@@ -473,9 +473,34 @@ fn random_secret(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&buf)
 }
 
-/// Hides a password in a database URL (`postgres://user:***@host/db`), so
-/// URLs can be logged.
+/// Hides passwords in a database URL (`postgres://user:***@host/db`, and
+/// `?password=***` query parameters), so URLs can be logged.
 pub fn redact_url(url: &str) -> String {
+    let (main, query) = match url.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (url, None),
+    };
+    let mut out = redact_userinfo(main);
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_param(key) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+fn is_secret_param(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "sslpassword", "pass", "pwd", "secret"].contains(&key.as_str())
+}
+
+fn redact_userinfo(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
@@ -590,6 +615,22 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("production"), "{err}");
+    }
+
+    #[test]
+    fn query_string_passwords_are_redacted_too() {
+        assert_eq!(
+            redact_url("postgres://db/app?user=a&password=hunter2&sslmode=require"),
+            "postgres://db/app?user=a&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("mysql://root:pw@h:3306/x?SSLPassword=k"),
+            "mysql://root:***@h:3306/x?SSLPassword=***"
+        );
+        assert_eq!(
+            redact_url("sqlite://a.db?mode=rwc"),
+            "sqlite://a.db?mode=rwc"
+        );
     }
 
     #[test]

@@ -290,14 +290,19 @@ impl PasswordHasher {
     }
 
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| Error::Internal("the password hashing pool is closed".into()))?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|e| Error::Internal(format!("a password hashing task failed: {e}")))
+        // The permit travels with the job, not with this future: a request
+        // cancelled mid-hash (client gone, timeout) must not free a slot
+        // while its hash still runs, or the bound on concurrent jobs is lost.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("a password hashing task failed: {e}")))
     }
 }
 
@@ -331,6 +336,25 @@ pub async fn verify_password(password: &str, stored_hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_request_keeps_its_slot_until_the_job_ends() {
+        let hasher = PasswordHasher::with_concurrency(PasswordPolicy::default(), 1).unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let runner = hasher.clone();
+        let task = tokio::spawn(async move { runner.run(move || wait.recv()).await });
+        while hasher.permits.available_permits() != 0 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        // The job is still blocked: its slot must still be taken.
+        assert_eq!(hasher.permits.available_permits(), 0);
+        release.send(()).unwrap();
+        while hasher.permits.available_permits() != 1 {
+            tokio::task::yield_now().await;
+        }
+    }
 
     #[test]
     fn weak_policies_are_refused() {

@@ -62,8 +62,16 @@ fn problem(status: StatusCode, code: &str, detail: &str, extra: HeaderMap) -> Re
 fn challenge(error: Option<(&str, &str)>) -> HeaderMap {
     let value = match error {
         None => "Bearer".to_owned(),
-        // Descriptions are our own fixed ASCII texts: no quoting issues.
         Some((code, description)) => {
+            // RFC 6750 allows only %x20-21 / %x23-5B / %x5D-7E here; an
+            // application's own message may hold anything else.
+            let description: String = description
+                .chars()
+                .map(|c| match c {
+                    ' ' | '!' | '#'..='[' | ']'..='~' => c,
+                    _ => '?',
+                })
+                .collect();
             format!("Bearer error=\"{code}\", error_description=\"{description}\"")
         }
     };
@@ -168,5 +176,23 @@ impl IntoResponse for AuthRejection {
             ),
             AuthRejection::Error(err) => err.into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_messages_cannot_break_the_challenge() {
+        let response = Error::Authentication("user \"x\" is gone \u{fc}\\".into()).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            challenge,
+            "Bearer error=\"invalid_token\", error_description=\"authentication failed: user ?x? is gone ??\""
+        );
     }
 }

@@ -313,6 +313,10 @@ impl Security {
 
     /// Exchanges a valid refresh token for a new access token of the same
     /// session and the same application claims (the seed's `refresh_access_token`).
+    ///
+    /// It checks the token, not the user: an endpoint built on it should
+    /// also check that the user still exists and is active, as
+    /// [`auth_router`](crate::auth_router)'s `/auth/refresh` does.
     pub async fn refresh_access_token(&self, refresh_token: &str) -> Result<AccessToken> {
         let claims = self
             .validate_token(refresh_token, Some(TokenType::Refresh))
@@ -378,6 +382,9 @@ impl Security {
         let mut revoked = u64::from(self.inner.store.revoke(&claims.jti, at).await?);
         if let Some(sid) = &claims.sid {
             revoked += self.inner.store.revoke_family(sid, at).await?;
+            // Twice, for a refresh racing this logout: see
+            // `revoke_all_user_tokens`.
+            revoked += self.inner.store.revoke_family(sid, at).await?;
         }
         Ok(revoked)
     }
@@ -390,11 +397,25 @@ impl Security {
         user_id: &str,
         keep_session: Option<&str>,
     ) -> Result<u64> {
-        Ok(self
+        let at = now();
+        let first = self
             .inner
             .store
-            .revoke_user(user_id, keep_session, now())
-            .await?)
+            .revoke_user(user_id, keep_session, at)
+            .await?;
+        // A second pass, started after the first committed. Under READ
+        // COMMITTED (PostgreSQL) the first UPDATE works on a snapshot and can
+        // miss an access token a concurrent refresh inserts meanwhile; that
+        // refresh's own re-check (see `access_token_from_refresh`) may also
+        // have run before the first pass committed. Whatever the first pass
+        // missed was inserted before the second began, so the second sees
+        // it; a token inserted later is caught by its refresh's re-check.
+        let second = self
+            .inner
+            .store
+            .revoke_user(user_id, keep_session, at)
+            .await?;
+        Ok(first + second)
     }
 
     /// Deletes expired token records in batches; returns how many went.
