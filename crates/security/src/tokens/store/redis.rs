@@ -29,8 +29,18 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// back by itself when Redis does.
 const RECONNECT_RETRIES: usize = 1;
 
-/// Lua helpers shared by the scripts that write index entries; `GRACE` is
+/// Lua helpers shared by the scripts that touch the indexes; `GRACE` is
 /// defined before them (see [`script_with_index`]).
+///
+/// The `user:` and `fam:` indexes hold the jtis of tokens that are not
+/// revoked, so that revoking a session or a user, and listing live tokens,
+/// walk the tokens that are still usable and nothing else: every script
+/// that revokes a token takes it out of both, and a revoked record is
+/// never added. (`get` reads the record itself, which keeps its `revoked`
+/// field until it expires.) Members whose record Redis has dropped, or is
+/// about to, are trimmed by the server's clock before each walk, never by
+/// a time the caller passes: a caller's clock ahead of the server's must
+/// not take live tokens out of the index that revocation walks.
 ///
 /// `TIME` makes a script non-deterministic; Redis 5+ replicates a script's
 /// effects rather than its text, and `replicate_commands` asks older
@@ -53,20 +63,31 @@ local function expire_after(key, exp)
     redis.call('EXPIREAT', key, string.format('%.0f', at))
   end
 end
+-- Drops the members whose record Redis has dropped (expired more than
+-- GRACE ago, by the server's clock).
+local function trim(key, now_s)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now_s - GRACE))
+end
 -- Adds a member, trims those whose record Redis has dropped, and keeps
 -- the index as long as its longest-lived record.
 local function add_to_index(key, exp, jti, now_s)
   redis.call('ZADD', key, exp, jti)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now_s - GRACE))
+  trim(key, now_s)
   local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   expire_after(key, top[2])
+end
+-- Takes a revoked token out of the indexes of its record's user and session.
+local function unindex(user_base, fam_base, jti, user, family)
+  if user then redis.call('ZREM', user_base .. user, jti) end
+  if family then redis.call('ZREM', fam_base .. family, jti) end
 end
 ";
 
 /// KEYS: record, user index, expiry index, [family index].
 /// ARGV: jti, type, user, iat, exp, revoked_at or '', [family].
 /// Returns 0 for a duplicate jti, 1 when stored, 2 when already past its
-/// grace period (and so not kept).
+/// grace period (and so not kept). A record inserted revoked goes into the
+/// expiry index only.
 const LUA_INSERT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now_s, now_ms = server_now()
@@ -75,56 +96,83 @@ redis.call('HSET', KEYS[1], 'type', ARGV[2], 'user', ARGV[3], 'iat', ARGV[4], 'e
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'revoked', ARGV[6]) end
 if KEYS[4] then redis.call('HSET', KEYS[1], 'family', ARGV[7]) end
 expire_after(KEYS[1], ARGV[5])
-add_to_index(KEYS[2], ARGV[5], ARGV[1], now_s)
 add_to_index(KEYS[3], ARGV[5], ARGV[1], now_s)
-if KEYS[4] then add_to_index(KEYS[4], ARGV[5], ARGV[1], now_s) end
+if ARGV[6] == '' then
+  add_to_index(KEYS[2], ARGV[5], ARGV[1], now_s)
+  if KEYS[4] then add_to_index(KEYS[4], ARGV[5], ARGV[1], now_s) end
+end
 return 1
 ";
 
-/// KEYS: record. ARGV: at. Returns 1 if the record was not revoked before.
+/// KEYS: record. ARGV: jti, at, user index prefix, family index prefix.
+/// Returns 1 if the record was not revoked before.
 /// (HSETNX alone would create a record for an unknown jti.)
 const LUA_REVOKE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], 'revoked', ARGV[1])
+local changed = redis.call('HSETNX', KEYS[1], 'revoked', ARGV[2])
+local f = redis.call('HMGET', KEYS[1], 'user', 'family')
+unindex(ARGV[3], ARGV[4], ARGV[1], f[1], f[2])
+return changed
 ";
 
-/// KEYS: family index. ARGV: record key prefix, at, family id.
-/// The record's own `family` is checked: an index member may be stale.
+/// KEYS: family index. ARGV: record key prefix, at, family id, user index
+/// prefix. The record's own `family` is checked: an index member may be
+/// stale. Every member leaves the index: revoked, already revoked, or stale.
 const LUA_REVOKE_FAMILY: &str = r"
-local n = 0
-for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. jti
-  if redis.call('HGET', key, 'family') == ARGV[3]
-     and redis.call('HSETNX', key, 'revoked', ARGV[2]) == 1 then
-    n = n + 1
-  end
-end
-return n
-";
-
-/// KEYS: user index. ARGV: record key prefix, at, user id,
-/// '1' if a session is kept else '0', the kept session.
-const LUA_REVOKE_USER: &str = r"
+local now_s = server_now()
+trim(KEYS[1], now_s)
 local n = 0
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
   local f = redis.call('HMGET', key, 'user', 'family')
-  local kept = ARGV[4] == '1' and f[2] == ARGV[5]
-  if f[1] == ARGV[3] and not kept
-     and redis.call('HSETNX', key, 'revoked', ARGV[2]) == 1 then
-    n = n + 1
+  if f[2] == ARGV[3] then
+    n = n + redis.call('HSETNX', key, 'revoked', ARGV[2])
+    if f[1] then redis.call('ZREM', ARGV[4] .. f[1], jti) end
+  end
+end
+redis.call('DEL', KEYS[1])
+return n
+";
+
+/// KEYS: user index. ARGV: record key prefix, at, user id,
+/// '1' if a session is kept else '0', the kept session, family index prefix.
+/// Only the kept session's unrevoked tokens stay in the index.
+const LUA_REVOKE_USER: &str = r"
+local now_s = server_now()
+trim(KEYS[1], now_s)
+local n = 0
+for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. jti
+  local f = redis.call('HMGET', key, 'user', 'family', 'revoked')
+  if f[1] ~= ARGV[3] then
+    -- Stale: the record is gone, or is another user's.
+    redis.call('ZREM', KEYS[1], jti)
+  elseif not (ARGV[4] == '1' and f[2] == ARGV[5] and not f[3]) then
+    n = n + redis.call('HSETNX', key, 'revoked', ARGV[2])
+    redis.call('ZREM', KEYS[1], jti)
+    if f[2] then redis.call('ZREM', ARGV[6] .. f[2], jti) end
   end
 end
 return n
 ";
 
-/// KEYS: user index. ARGV: record key prefix, now, user id.
-/// Returns `{jti, type, user, family, iat, exp}` per live record, unordered.
+/// KEYS: user index. ARGV: record key prefix, now, user id, family index
+/// prefix. Returns `{jti, type, user, family, iat, exp}` per live record,
+/// unordered. Walks the members that expire after `now`; on the way it
+/// drops stale members and revoked ones (which a store of an earlier
+/// version left in the index).
 const LUA_LIST_LIVE: &str = r"
+local now_s = server_now()
+trim(KEYS[1], now_s)
 local out = {}
 for _, jti in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
   local f = redis.call('HMGET', ARGV[1] .. jti, 'type', 'user', 'family', 'iat', 'exp', 'revoked')
-  if f[2] == ARGV[3] and not f[6] and tonumber(f[5]) > tonumber(ARGV[2]) then
+  if f[2] ~= ARGV[3] then
+    redis.call('ZREM', KEYS[1], jti)
+  elseif f[6] then
+    redis.call('ZREM', KEYS[1], jti)
+    if f[3] then redis.call('ZREM', ARGV[4] .. f[3], jti) end
+  elseif tonumber(f[5]) > tonumber(ARGV[2]) then
     out[#out + 1] = {jti, f[1], f[2], f[3], f[4], f[5]}
   end
 end
@@ -161,10 +209,10 @@ return n
 const PURGE_LOOKAHEAD: u64 = 1000;
 
 static INSERT: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_INSERT));
-static REVOKE: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_REVOKE));
-static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_REVOKE_FAMILY));
-static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_REVOKE_USER));
-static LIST_LIVE: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_LIST_LIVE));
+static REVOKE: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE));
+static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE_FAMILY));
+static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE_USER));
+static LIST_LIVE: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_LIST_LIVE));
 static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_PURGE));
 
 /// `body` after the index helpers and the grace period.
@@ -196,8 +244,8 @@ fn script_with_index(body: &str) -> Script {
 /// | key | type | holds | expires |
 /// | --- | --- | --- | --- |
 /// | `P tok:<jti>` | hash | `type`, `user`, `family` (if any), `iat`, `exp`, `revoked` (once revoked) | [grace](Self::RECORD_GRACE_SECS) after `exp` |
-/// | `P user:<user id>` | sorted set | the user's jtis, scored by `exp` | with its longest-lived record |
-/// | `P fam:<family id>` | sorted set | the session's jtis, scored by `exp` | with its longest-lived record |
+/// | `P user:<user id>` | sorted set | the jtis of the user's unrevoked tokens, scored by `exp` | with its longest-lived record |
+/// | `P fam:<family id>` | sorted set | the jtis of the session's unrevoked tokens, scored by `exp` | with its longest-lived record |
 /// | `P exp` | sorted set | every jti, scored by `exp`, for [`purge_expired`](TokenStore::purge_expired) | with its longest-lived record |
 ///
 /// Ids go into key names verbatim: Redis keys are binary safe, the part
@@ -221,9 +269,13 @@ fn script_with_index(body: &str) -> Script {
 /// stores keep expired records until [`purge_expired`](TokenStore::purge_expired)
 /// deletes them. Either way an expired token never validates.
 ///
-/// Index members of dropped records are trimmed on the next insert into the
-/// same index, and each index key expires with its last record, so a Redis
-/// store needs no purge job. `purge_expired` still works as the trait says
+/// A revoked token leaves the `user:` and `fam:` indexes at once (its record
+/// stays, revoked, until it expires), so revoking a session or all of a
+/// user's tokens, and listing the live ones, costs as much as the tokens
+/// that are still usable, however many were revoked before. Index members
+/// of dropped records are trimmed whenever the index is written or walked,
+/// and each index key expires with its last record, so a Redis store needs
+/// no purge job. `purge_expired` still works as the trait says
 /// (it deletes the records that expire before the time it is given, in
 /// batches, and cleans their index entries), but since Redis has already
 /// dropped every record more than five minutes past its `exp`, a purge at
@@ -429,7 +481,10 @@ impl TokenStore for RedisTokenStore {
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
         let changed: i64 = REVOKE
             .key(self.keys.record(jti))
+            .arg(jti)
             .arg(at)
+            .arg(&self.keys.user)
+            .arg(&self.keys.family)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke", e))?;
@@ -442,6 +497,7 @@ impl TokenStore for RedisTokenStore {
             .arg(&self.keys.record)
             .arg(at)
             .arg(family_id)
+            .arg(&self.keys.user)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke_family", e))
@@ -460,6 +516,7 @@ impl TokenStore for RedisTokenStore {
             .arg(user_id)
             .arg(if except_family.is_some() { "1" } else { "0" })
             .arg(except_family.unwrap_or_default())
+            .arg(&self.keys.family)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke_user", e))
@@ -471,6 +528,7 @@ impl TokenStore for RedisTokenStore {
             .arg(&self.keys.record)
             .arg(now)
             .arg(user_id)
+            .arg(&self.keys.family)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("list_live", e))?;
