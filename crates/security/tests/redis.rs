@@ -211,6 +211,263 @@ async fn keys_expire_with_their_tokens_and_expired_records_are_not_kept() {
     assert_eq!(store.get("forever").await.unwrap(), Some(forever));
 }
 
+/// The members of a sorted set, in score order (empty if there is no key).
+fn members(con: &mut redis::Connection, key: &str) -> Vec<String> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query(con)
+        .unwrap()
+}
+
+fn zcard(con: &mut redis::Connection, key: &str) -> u64 {
+    redis::cmd("ZCARD").arg(key).query(con).unwrap()
+}
+
+fn exists(con: &mut redis::Connection, key: &str) -> bool {
+    redis::cmd("EXISTS").arg(key).query::<u64>(con).unwrap() == 1
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Inserts `records` through `store`, several at a time.
+async fn insert_many(store: &RedisTokenStore, records: Vec<TokenRecord>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in records.chunks(records.len().div_ceil(16).max(1)) {
+        let store = store.clone();
+        let chunk = chunk.to_vec();
+        tasks.spawn(async move {
+            for r in &chunk {
+                store.insert(r).await.unwrap();
+            }
+        });
+    }
+    tasks.join_all().await;
+}
+
+/// Revoking (one token, a session, a user) takes the revoked tokens out of
+/// the `user:` and `fam:` indexes, so later walks never see them; the
+/// records stay, revoked, for `get`.
+#[tokio::test]
+async fn revoked_tokens_leave_the_user_and_session_indexes() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let mut pre_revoked = live("r1", "u", Some("A"));
+    pre_revoked.revoked_at = Some(now - 5);
+    for r in [
+        live("a1", "u", Some("A")),
+        live("a2", "u", Some("A")),
+        live("b1", "u", Some("B")),
+        live("b2", "u", Some("B")),
+        live("c1", "u", Some("C")),
+        live("n1", "u", None),
+        pre_revoked,
+    ] {
+        store.insert(&r).await.unwrap();
+    }
+    let mut con = inspect();
+    let user = format!("{p}user:u");
+    let fam = |f: &str| format!("{p}fam:{f}");
+    // A record inserted revoked is never indexed (but is on file).
+    assert_eq!(
+        sorted(members(&mut con, &user)),
+        ["a1", "a2", "b1", "b2", "c1", "n1"]
+    );
+    assert_eq!(sorted(members(&mut con, &fam("A"))), ["a1", "a2"]);
+    assert_eq!(
+        store.get("r1").await.unwrap().unwrap().revoked_at,
+        Some(now - 5)
+    );
+
+    // One token.
+    assert!(store.revoke("c1", now).await.unwrap());
+    assert!(!exists(&mut con, &fam("C")), "its session index emptied");
+    assert!(!members(&mut con, &user).contains(&"c1".to_owned()));
+
+    // A session.
+    assert_eq!(store.revoke_family("A", now).await.unwrap(), 2);
+    assert!(!exists(&mut con, &fam("A")));
+    assert_eq!(sorted(members(&mut con, &user)), ["b1", "b2", "n1"]);
+
+    // A user but one session: only that session's tokens stay.
+    assert_eq!(store.revoke_user("u", Some("B"), now).await.unwrap(), 1);
+    assert_eq!(sorted(members(&mut con, &user)), ["b1", "b2"]);
+    assert_eq!(sorted(members(&mut con, &fam("B"))), ["b1", "b2"]);
+
+    // Everything.
+    assert_eq!(store.revoke_user("u", None, now).await.unwrap(), 2);
+    assert!(!exists(&mut con, &user));
+    assert!(!exists(&mut con, &fam("B")));
+
+    // The records stay, revoked, until they expire; revoking again is
+    // still idempotent and counts nothing.
+    for jti in ["a1", "a2", "b1", "b2", "c1", "n1"] {
+        let record = store.get(jti).await.unwrap().unwrap();
+        assert_eq!(record.revoked_at, Some(now), "{jti}");
+    }
+    assert!(store.list_live("u", now).await.unwrap().is_empty());
+    assert!(!store.revoke("a1", now + 1).await.unwrap());
+    assert_eq!(store.revoke_family("B", now + 1).await.unwrap(), 0);
+    assert_eq!(store.revoke_user("u", None, now + 1).await.unwrap(), 0);
+    assert_eq!(
+        store.get("a1").await.unwrap().unwrap().revoked_at,
+        Some(now)
+    );
+}
+
+/// Revoked tokens cost the next walk nothing: after 5,000 revocations (one
+/// by one, by session, by user) the user's index holds the one live token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_revoked_tokens_leave_one_entry_to_walk() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let user = format!("{p}user:heavy");
+    let records: Vec<_> = (0..5000)
+        .map(|i| {
+            let family = (i < 4000).then(|| format!("s-{}", i % 40));
+            live(&format!("t-{i:04}"), "heavy", family.as_deref())
+        })
+        .collect();
+    insert_many(&store, records).await;
+    store
+        .insert(&live("kept", "heavy", Some("keep")))
+        .await
+        .unwrap();
+    let mut con = inspect();
+    assert_eq!(zcard(&mut con, &user), 5001);
+
+    let mut revoked = 0;
+    for i in 4000..4100 {
+        revoked += u64::from(store.revoke(&format!("t-{i:04}"), now).await.unwrap());
+    }
+    for f in 0..20 {
+        revoked += store.revoke_family(&format!("s-{f}"), now).await.unwrap();
+    }
+    revoked += store.revoke_user("heavy", Some("keep"), now).await.unwrap();
+    assert_eq!(revoked, 5000);
+
+    assert_eq!(zcard(&mut con, &user), 1, "list_live walks one entry");
+    assert_eq!(members(&mut con, &user), ["kept"]);
+    assert_eq!(members(&mut con, &format!("{p}fam:keep")), ["kept"]);
+    for f in 0..40 {
+        assert!(!exists(&mut con, &format!("{p}fam:s-{f}")), "s-{f}");
+    }
+    let live_now = store.list_live("heavy", now).await.unwrap();
+    assert_eq!(
+        live_now.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+        ["kept"]
+    );
+    assert!(
+        store
+            .get("t-0000")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert!(
+        store
+            .get("t-4999")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(store.revoke_user("heavy", None, now).await.unwrap(), 1);
+    assert!(!exists(&mut con, &user));
+}
+
+/// The indexes are trimmed by the server's clock only: a caller whose
+/// clock runs ahead (or a `list_live` asked about a later time) does not
+/// take live tokens out of the index that revocation walks, and a token
+/// just past its `exp` (still accepted within the leeway) is still revoked.
+#[tokio::test]
+async fn only_the_servers_clock_trims_the_indexes() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let mut just_expired = live("just-expired", "u", Some("s"));
+    just_expired.expires_at = now - 10;
+    store.insert(&live("t", "u", Some("s"))).await.unwrap();
+    store.insert(&just_expired).await.unwrap();
+    let mut con = inspect();
+
+    assert!(store.list_live("u", now + 10_000).await.unwrap().is_empty());
+    assert_eq!(zcard(&mut con, &format!("{p}user:u")), 2);
+    assert_eq!(zcard(&mut con, &format!("{p}fam:s")), 2);
+    assert_eq!(store.revoke_family("s", now + 10_000).await.unwrap(), 2);
+    assert!(store.get("t").await.unwrap().unwrap().revoked_at.is_some());
+    assert!(
+        store
+            .get("just-expired")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+
+    store.insert(&live("t2", "u", None)).await.unwrap();
+    assert!(store.list_live("u", now + 10_000).await.unwrap().is_empty());
+    assert_eq!(store.revoke_user("u", None, now + 10_000).await.unwrap(), 1);
+}
+
+/// Index members a store of an earlier version left behind (revoked
+/// tokens, records that are gone) are dropped by the next walk.
+#[tokio::test]
+async fn walks_drop_revoked_and_stale_members_left_in_an_index() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let user = format!("{p}user:u");
+    let fam = format!("{p}fam:s");
+    store.insert(&live("x", "u", Some("s"))).await.unwrap();
+    store.insert(&live("y", "u", Some("s"))).await.unwrap();
+    assert!(store.revoke("x", now).await.unwrap());
+    let mut con = inspect();
+    // As an earlier version left them: the revoked token still indexed,
+    // and a member whose record is gone.
+    for key in [&user, &fam] {
+        let _: () = redis::cmd("ZADD")
+            .arg(key)
+            .arg(now + 3600)
+            .arg("x")
+            .arg(now + 3600)
+            .arg("gone")
+            .query(&mut con)
+            .unwrap();
+    }
+    let jtis: Vec<_> = store
+        .list_live("u", now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(jtis, ["y"]);
+    assert_eq!(members(&mut con, &user), ["y"]);
+    assert_eq!(sorted(members(&mut con, &fam)), ["gone", "y"]);
+    assert_eq!(store.revoke_family("s", now).await.unwrap(), 1);
+    assert!(!exists(&mut con, &fam));
+    assert!(!exists(&mut con, &user));
+}
+
 #[tokio::test]
 async fn ids_that_look_like_key_syntax_name_themselves_only() {
     let Some((store, _prefix)) = redis().await else {
