@@ -106,8 +106,12 @@ impl MySqlTokenStore {
         };
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
         migrator.set_locking(false);
+        // `run_direct` on the connection, not `run`: `run` is generic over
+        // `Acquire`, and with `&mut MySqlConnection` its future is not
+        // `Send` for every lifetime, so `migrate` (and `connect_store`,
+        // `setup_security`) could not be awaited in a spawned task.
         let migrated = migrator
-            .run(&mut *conn)
+            .run_direct(None, &mut *conn, false)
             .await
             .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
         let _ = sqlx::query(
@@ -305,7 +309,15 @@ impl TokenStore for MySqlTokenStore {
 
 #[cfg(test)]
 mod tests {
-    use super::mysql_url;
+    use super::{MySqlTokenStore, mysql_url};
+
+    /// Compiles only if `migrate` and `connect_store` can run in a spawned
+    /// task (their futures are `Send` for any lifetime).
+    #[allow(dead_code)]
+    fn migrate_runs_in_a_spawned_task(store: MySqlTokenStore) {
+        tokio::spawn(async move { store.migrate().await });
+        tokio::spawn(async { crate::connect_store("mysql://root@127.0.0.1/test").await });
+    }
 
     #[test]
     fn mariadb_urls_become_mysql_urls() {
