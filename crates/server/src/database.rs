@@ -205,11 +205,10 @@ impl Database {
                 let store = SqliteTokenStore::connect(url)
                     .await
                     .map_err(|err| open_error(url, err))?;
-                store
-                    .migrate()
+                migrate_sqlite_tokens(&store)
                     .await
                     .context("cannot migrate the token table")?;
-                run_migrations(&SQLITE_MIGRATOR, store.pool())
+                migrate_sqlite_users(store.pool())
                     .await
                     .map_err(|err| users_migration_error(url, err))?;
                 let users = Users::sqlite(store.pool().clone());
@@ -223,8 +222,7 @@ impl Database {
                     .migrate()
                     .await
                     .context("cannot migrate the token table")?;
-                // sqlx serialises PostgreSQL migrations with an advisory lock.
-                run_migrations(&POSTGRES_MIGRATOR, store.pool())
+                migrate_postgres(store.pool())
                     .await
                     .map_err(|err| users_migration_error(url, err))?;
                 let users = Users::postgres(store.pool().clone());
@@ -296,12 +294,73 @@ fn server_migrator(embedded: &Migrator) -> Migrator {
     migrator
 }
 
-async fn run_migrations<'a, A>(embedded: &Migrator, pool: A) -> Result<(), MigrateError>
-where
-    A: sqlx::Acquire<'a>,
-    <A::Connection as std::ops::Deref>::Target: sqlx::migrate::Migrate,
-{
-    server_migrator(embedded).run(pool).await
+/// How often a SQLite migration that lost a race is run again.
+const SQLITE_MIGRATION_RETRIES: u32 = 3;
+
+// sqlx takes no lock around SQLite migrations: two processes (or pools)
+// migrating one new file at once both apply the same migration, and the
+// second fails on the migrations table's primary key. Its transaction was
+// rolled back and the winner's committed, so running again finds the
+// migration applied (and checks its checksum).
+
+/// The library's token migrations on SQLite, again if they lost a race.
+async fn migrate_sqlite_tokens(store: &SqliteTokenStore) -> fastcore_security::Result<()> {
+    let mut retries = 0;
+    loop {
+        match store.migrate().await {
+            Err(err) if retries < SQLITE_MIGRATION_RETRIES && is_unique_violation(&err) => {
+                retries += 1;
+                tracing::debug!("another process applied a token migration first; checking again");
+            }
+            done => return done,
+        }
+    }
+}
+
+/// The server's users migrations on SQLite, again if they lost a race.
+async fn migrate_sqlite_users(pool: &sqlx::SqlitePool) -> Result<(), MigrateError> {
+    let mut retries = 0;
+    loop {
+        let migrated = async {
+            let mut conn = pool.acquire().await?;
+            server_migrator(&SQLITE_MIGRATOR)
+                .run_direct(None, &mut *conn, false)
+                .await
+        };
+        match migrated.await {
+            Err(err) if retries < SQLITE_MIGRATION_RETRIES && is_unique_violation(&err) => {
+                retries += 1;
+                tracing::debug!("another process applied a users migration first; checking again");
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether a unique constraint failed anywhere in `err`'s chain.
+fn is_unique_violation(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
+            if db.is_unique_violation() {
+                return true;
+            }
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// The users migrations on PostgreSQL; sqlx serialises them across
+/// instances with an advisory lock.
+///
+/// (`run_direct` on a connection rather than `run` on the pool: `run` is
+/// generic over `Acquire`, and its future is then not provably `Send`.)
+async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<(), MigrateError> {
+    let mut conn = pool.acquire().await?;
+    server_migrator(&POSTGRES_MIGRATOR)
+        .run_direct(None, &mut *conn, false)
+        .await
 }
 
 /// The users migrations on MySQL/MariaDB, under a named lock of the
@@ -327,7 +386,7 @@ async fn migrate_mysql(pool: &sqlx::MySqlPool) -> Result<(), MigrateError> {
     }
     let mut migrator = server_migrator(&MYSQL_MIGRATOR);
     migrator.set_locking(false);
-    let migrated = migrator.run(&mut *conn).await;
+    let migrated = migrator.run_direct(None, &mut *conn, false).await;
     let _ = sqlx::query(
         "SELECT RELEASE_LOCK(CONCAT('fastcore_server_', MD5(COALESCE(DATABASE(), ''))))",
     )
