@@ -10,6 +10,8 @@
 // Test helpers fail the test by panicking, like `assert!` does.
 #![allow(clippy::panic)]
 
+pub mod backends;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use fastcore_security::{Security, SecurityConfig};
 use fastcore_security_server::connections::{ConnectionLimits, serve_connections};
-use fastcore_security_server::database::Database;
+use fastcore_security_server::database::{Database, OpenOptions};
 use fastcore_security_server::serve::app_with_body_timeout;
 use fastcore_security_server::users::{Authenticator, User};
 use serde_json::Value;
@@ -32,6 +34,7 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef0123456789
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A temporary directory holding one SQLite database file.
+#[derive(Debug)]
 pub struct TempDb {
     pub dir: TempDir,
 }
@@ -90,7 +93,8 @@ pub struct TestServer {
     pub db: Database,
     pub security: Security,
     pub client: reqwest::Client,
-    pub temp: TempDb,
+    /// The SQLite file's directory when the server made its own database.
+    pub temp: Option<TempDb>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -118,8 +122,23 @@ impl TestServer {
 
     pub async fn start_with(options: TestOptions) -> Self {
         let temp = TempDb::new();
-        let db = temp.open().await;
-        let security = db.security(config(&temp.url())).expect("security");
+        let mut server = Self::start_on_with(&temp.url(), &OpenOptions::default(), options).await;
+        server.temp = Some(temp);
+        server
+    }
+
+    /// A server on the database at `url` (opened and migrated here), as
+    /// `serve --database-url URL` would run it. Several servers on one URL
+    /// are several instances sharing one store.
+    pub async fn start_on(url: &str, open: &OpenOptions) -> Self {
+        Self::start_on_with(url, open, TestOptions::default()).await
+    }
+
+    pub async fn start_on_with(url: &str, open: &OpenOptions, options: TestOptions) -> Self {
+        let db = Database::open_with(url, open)
+            .await
+            .unwrap_or_else(|e| panic!("the database opens: {e:#}"));
+        let security = db.security(config(url)).expect("security");
         let users = Arc::new(Authenticator::new(db.users(), security.passwords().clone()));
         let router = app_with_body_timeout(security.clone(), users, options.body_timeout);
         let (base, stop, served) = serve_in_background(router, options.limits).await;
@@ -128,7 +147,7 @@ impl TestServer {
             db,
             security,
             client: reqwest::Client::new(),
-            temp,
+            temp: None,
             stop: Some(stop),
             served: Some(served),
         }
@@ -196,6 +215,31 @@ impl TestServer {
             .send()
             .await
             .expect("me request")
+    }
+
+    pub async fn logout(&self, access: &str) -> reqwest::Response {
+        self.post_bearer("/auth/logout", access).await
+    }
+
+    pub async fn logout_all(&self, access: &str) -> reqwest::Response {
+        self.post_bearer("/auth/logout-all", access).await
+    }
+
+    pub async fn post_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn health(&self) -> reqwest::Response {
+        self.client
+            .get(self.url("/health"))
+            .send()
+            .await
+            .expect("health request")
     }
 
     pub async fn refresh_json(&self, refresh: &str) -> reqwest::Response {
