@@ -300,9 +300,15 @@ impl PurgeProgress {
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout());
         let style = ProgressStyle::with_template(
-            "{spinner} purging expired token records: {human_pos} deleted ({per_sec}, {elapsed})",
+            "{spinner} purging expired token records: {human_pos} deleted ({rate}, {elapsed})",
         )
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0}/s", state.per_sec());
+            },
+        );
         bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(100));
         Self::Bar(bar)
