@@ -572,6 +572,67 @@ async fn token_purge_deletes_expired_records_only() {
     assert!(store.get("live").await.unwrap().is_some());
 }
 
+/// On a terminal `token purge` draws a progress bar (on a pseudo-terminal
+/// made by util-linux's `script`), cleared at the end, then the total.
+#[tokio::test]
+async fn token_purge_on_a_terminal_shows_a_progress_bar() {
+    let script = std::path::Path::new("/usr/bin/script");
+    if !script.exists() {
+        eprintln!("SKIPPED progress bar test: no /usr/bin/script to make a terminal");
+        return;
+    }
+    let temp = TempDb::new();
+    let store = temp.open().await.token_store();
+    let now = fastcore_security_server::clock::now();
+    for i in 0..25 {
+        store
+            .insert(&TokenRecord {
+                jti: format!("old-{i}"),
+                token_type: TokenType::Access,
+                user_id: "u".into(),
+                family_id: None,
+                issued_at: now - 7200,
+                expires_at: now - 60,
+                revoked_at: None,
+            })
+            .await
+            .unwrap();
+    }
+    let mut command = std::process::Command::new(script);
+    command
+        .env_clear()
+        .env("TERM", "xterm")
+        .current_dir(temp.dir.path())
+        .args(["-q", "-e", "-c"])
+        .arg(format!(
+            "{} token purge --batch 10 --database-url {}",
+            env!("CARGO_BIN_EXE_fastcore-security"),
+            temp.url()
+        ))
+        .arg("/dev/null");
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("purging expired token records: "),
+        "the bar: {out:?}"
+    );
+    assert!(
+        out.stdout.contains("\u{1b}[2K"),
+        "drawn and cleared in place: {out:?}"
+    );
+    assert!(
+        out.stdout
+            .trim_end()
+            .ends_with("purged 25 expired token record(s)"),
+        "{out:?}"
+    );
+    assert!(
+        !out.stdout.contains("so far"),
+        "no plain lines on a terminal: {out:?}"
+    );
+    assert!(store.get("old-0").await.unwrap().is_none());
+}
+
 #[test]
 fn errors_are_one_line_without_a_panic() {
     let temp = TempDb::new();
