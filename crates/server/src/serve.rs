@@ -31,7 +31,7 @@ use tracing::{Level, Span};
 
 use crate::cli::{PurgeInterval, ServeArgs};
 use crate::connections::{fit_max_connections_to_fd_limit, serve_connections};
-use crate::database::{DEFAULT_DATABASE_URL, Database, OpenOptions, sqlite_file};
+use crate::database::{Backend, DEFAULT_DATABASE_URL, Database, OpenOptions, sqlite_file};
 use crate::problem::{DEFAULT_BODY_TIMEOUT, problem, problem_responses};
 use crate::purge::spawn_background_purge;
 use crate::users::{Authenticator, Users};
@@ -139,6 +139,7 @@ pub async fn serve(
     tracing::info!(
         database = %redact_url(database_url),
         backend = db.backend().name(),
+        redis_prefix = (db.backend() == Backend::Redis).then_some(options.redis_prefix.as_str()),
         "database ready"
     );
     let security = db.security(config)?;
