@@ -196,8 +196,9 @@ impl Database {
 
     /// Opens the database at `url` (a SQLite file is created if missing)
     /// and brings both schemas up to date: the library's token table, then
-    /// the users table. Several instances may do this at once: each
-    /// backend's migrations run under a database lock.
+    /// the users table. Several instances may do this at once: PostgreSQL
+    /// and MySQL/MariaDB migrate under a database lock, and on SQLite an
+    /// instance that loses the race to record a migration finds it applied.
     pub async fn open_with(url: &str, options: &OpenOptions) -> anyhow::Result<Self> {
         let backend = Backend::of_url(url)?;
         let (store, users): (Arc<dyn TokenStore>, Users) = match backend {
