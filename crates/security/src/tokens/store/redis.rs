@@ -81,6 +81,30 @@ local function unindex(user_base, fam_base, jti, user, family)
   if user then redis.call('ZREM', user_base .. user, jti) end
   if family then redis.call('ZREM', fam_base .. family, jti) end
 end
+-- Collects members to remove, per index, and removes them in a few calls
+-- (one ZREM per index and thousand members, not one per member).
+local function removals()
+  local by_key, keys = {}, {}
+  local self = {}
+  function self.add(key, member)
+    local list = by_key[key]
+    if not list then
+      list = {}
+      by_key[key] = list
+      keys[#keys + 1] = key
+    end
+    list[#list + 1] = member
+  end
+  function self.run()
+    for _, key in ipairs(keys) do
+      local list = by_key[key]
+      for i = 1, #list, 1000 do
+        redis.call('ZREM', key, unpack(list, i, math.min(i + 999, #list)))
+      end
+    end
+  end
+  return self
+end
 ";
 
 /// KEYS: record, user index, expiry index, [family index].
@@ -121,38 +145,44 @@ return changed
 const LUA_REVOKE_FAMILY: &str = r"
 local now_s = server_now()
 trim(KEYS[1], now_s)
-local n = 0
+local n, gone = 0, removals()
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
   local f = redis.call('HMGET', key, 'user', 'family')
   if f[2] == ARGV[3] then
     n = n + redis.call('HSETNX', key, 'revoked', ARGV[2])
-    if f[1] then redis.call('ZREM', ARGV[4] .. f[1], jti) end
+    if f[1] then gone.add(ARGV[4] .. f[1], jti) end
   end
 end
-redis.call('DEL', KEYS[1])
+gone.run()
+redis.call('UNLINK', KEYS[1])
 return n
 ";
 
 /// KEYS: user index. ARGV: record key prefix, at, user id,
 /// '1' if a session is kept else '0', the kept session, family index prefix.
-/// Only the kept session's unrevoked tokens stay in the index.
+/// Only the kept session's unrevoked tokens stay in the index (without a
+/// kept session, every member leaves, so the index is deleted whole).
 const LUA_REVOKE_USER: &str = r"
 local now_s = server_now()
 trim(KEYS[1], now_s)
-local n = 0
+local keep = ARGV[4] == '1'
+local n, gone = 0, removals()
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
   local f = redis.call('HMGET', key, 'user', 'family', 'revoked')
   if f[1] ~= ARGV[3] then
     -- Stale: the record is gone, or is another user's.
-    redis.call('ZREM', KEYS[1], jti)
-  elseif not (ARGV[4] == '1' and f[2] == ARGV[5] and not f[3]) then
+    if keep then gone.add(KEYS[1], jti) end
+  elseif not (keep and f[2] == ARGV[5] and not f[3]) then
     n = n + redis.call('HSETNX', key, 'revoked', ARGV[2])
-    redis.call('ZREM', KEYS[1], jti)
-    if f[2] then redis.call('ZREM', ARGV[6] .. f[2], jti) end
+    if keep then gone.add(KEYS[1], jti) end
+    if f[2] then gone.add(ARGV[6] .. f[2], jti) end
   end
 end
+gone.run()
+-- Without a kept session every member left: drop the index whole.
+if not keep then redis.call('UNLINK', KEYS[1]) end
 return n
 ";
 
