@@ -463,6 +463,17 @@ async fn walks_drop_revoked_and_stale_members_left_in_an_index() {
     assert_eq!(jtis, ["y"]);
     assert_eq!(members(&mut con, &user), ["y"]);
     assert_eq!(sorted(members(&mut con, &fam)), ["gone", "y"]);
+    // Keeping the session: its live token stays, the stale members go.
+    let _: () = redis::cmd("ZADD")
+        .arg(&user)
+        .arg(now + 3600)
+        .arg("x")
+        .arg(now + 3600)
+        .arg("gone")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(store.revoke_user("u", Some("s"), now).await.unwrap(), 0);
+    assert_eq!(members(&mut con, &user), ["y"]);
     assert_eq!(store.revoke_family("s", now).await.unwrap(), 1);
     assert!(!exists(&mut con, &fam));
     assert!(!exists(&mut con, &user));
