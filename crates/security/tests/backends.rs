@@ -290,6 +290,19 @@ mod scenario {
             "{:?}",
             started.elapsed()
         );
+        // The driver's reason reaches the operator, not just "pool timed out".
+        if let Err(err) = &connected {
+            let mut chain = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(cause) = source {
+                chain.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            assert!(
+                chain.to_ascii_lowercase().contains("refused"),
+                "{url}: {chain}"
+            );
+        }
         assert_unavailable(connected, url);
         assert_unavailable(set_up, url);
     }

@@ -153,9 +153,9 @@ impl Backend {
             "mysql" | "mariadb" => Ok(Self::MySql),
             "redis" | "rediss" => Ok(Self::Redis),
             _ => anyhow::bail!(
-                "DATABASE_URL must start with sqlite:, postgres:, mysql: (or mariadb:) or \
-                 redis: (for example {DEFAULT_DATABASE_URL}); the server keeps its tokens and \
-                 users there"
+                "the database URL (--database-url or DATABASE_URL) must start with sqlite:, \
+                 postgres: (or postgresql:), mysql: (or mariadb:), or redis: (or rediss:), for \
+                 example {DEFAULT_DATABASE_URL}; the server keeps its tokens and users there"
             ),
         }
     }

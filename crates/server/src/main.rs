@@ -32,8 +32,10 @@ fn main() -> ExitCode {
 /// demo credentials). `RUST_LOG` overrides the default level; an unreadable
 /// `RUST_LOG` falls back to the default rather than silencing everything.
 fn init_logging(default_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // PostgreSQL reports harmless NOTICEs ("relation ... already exists,
+    // skipping") on every migration check; keep them out of the default log.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx::postgres::notice=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

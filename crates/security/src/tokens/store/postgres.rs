@@ -48,9 +48,18 @@ impl PostgresTokenStore {
             // connections the server closed, so the pool heals by itself.
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire(true)
-            .connect_with(options)
-            .await
-            .map_err(|e| StoreError::new("connect", e))?;
+            .connect_lazy_with(options.clone());
+        // One direct attempt first: the pool would retry a refused or
+        // misconfigured connection until its timeout and then report only
+        // "pool timed out", hiding the driver's reason.
+        let first = tokio::time::timeout(
+            Duration::from_secs(5),
+            <sqlx::postgres::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await
+        .map_err(|_| StoreError::new("connect", "the server did not answer within 5 s"))?
+        .map_err(|e| StoreError::new("connect", e))?;
+        let _ = sqlx::Connection::close(first).await;
         Ok(Self { pool })
     }
 

@@ -40,7 +40,25 @@ impl SqliteTokenStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
         };
-        let pool = SqlitePoolOptions::new()
+        // Switching a new file to WAL needs a moment of exclusive access, and
+        // SQLite answers "database is locked" at once (no busy wait) when
+        // another process opens the same new file at that instant, as
+        // instances started together do. Retry briefly.
+        let mut attempt = 0u64;
+        loop {
+            match Self::open_pool(options.clone(), in_memory).await {
+                Err(err) if attempt < 20 && is_busy(&err) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+                }
+                Err(err) => return Err(StoreError::new("connect", err).into()),
+                Ok(pool) => return Ok(Self { pool }),
+            }
+        }
+    }
+
+    async fn open_pool(options: SqliteConnectOptions, in_memory: bool) -> sqlx::Result<SqlitePool> {
+        SqlitePoolOptions::new()
             // An in-memory database lives in one connection; keep exactly it.
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
@@ -57,8 +75,6 @@ impl SqliteTokenStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::new("connect", e))?;
-        Ok(Self { pool })
     }
 
     /// Wraps an existing pool (for applications that already have one).
@@ -82,6 +98,14 @@ impl SqliteTokenStore {
             .run(&self.pool)
             .await
             .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)))
+    }
+}
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock.
+fn is_busy(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6")),
+        _ => false,
     }
 }
 
