@@ -206,7 +206,8 @@ impl Database {
                 let store = SqliteTokenStore::connect(url)
                     .await
                     .map_err(|err| open_error(url, err))?;
-                migrate_sqlite_tokens(&store)
+                store
+                    .migrate()
                     .await
                     .context("cannot migrate the token table")?;
                 migrate_sqlite_users(store.pool())
@@ -303,20 +304,6 @@ const SQLITE_MIGRATION_RETRIES: u32 = 3;
 // second fails on the migrations table's primary key. Its transaction was
 // rolled back and the winner's committed, so running again finds the
 // migration applied (and checks its checksum).
-
-/// The library's token migrations on SQLite, again if they lost a race.
-async fn migrate_sqlite_tokens(store: &SqliteTokenStore) -> fastcore_security::Result<()> {
-    let mut retries = 0;
-    loop {
-        match store.migrate().await {
-            Err(err) if retries < SQLITE_MIGRATION_RETRIES && is_unique_violation(&err) => {
-                retries += 1;
-                tracing::debug!("another process applied a token migration first; checking again");
-            }
-            done => return done,
-        }
-    }
-}
 
 /// The server's users migrations on SQLite, again if they lost a race.
 async fn migrate_sqlite_users(pool: &sqlx::SqlitePool) -> Result<(), MigrateError> {

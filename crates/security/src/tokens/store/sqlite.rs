@@ -94,11 +94,36 @@ impl SqliteTokenStore {
             ..Migrator::DEFAULT
         };
         migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)))
+        // sqlx takes no lock around SQLite migrations: two processes
+        // migrating one new file at once both apply a migration, and the
+        // second fails on the migrations table's key. Its transaction rolled
+        // back and the winner's committed, so running again finds the
+        // migration applied (and checks its checksum).
+        let mut retries = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Err(err) if retries < 3 && lost_migration_race(&err) => retries += 1,
+                done => {
+                    return done
+                        .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
+                }
+            }
+        }
     }
+}
+
+/// A unique-key failure while recording a migration another process applied.
+fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
+            if db.is_unique_violation() {
+                return true;
+            }
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock.
