@@ -10,6 +10,8 @@
 //! | `JWT_ISSUER` | `iss` written into new tokens and required on incoming ones | none |
 //! | `JWT_ALLOWED_AUDIENCES` | comma-separated `aud` values accepted (defaults to `JWT_AUDIENCE`) | none |
 //! | `JWT_LEEWAY_SECONDS` | clock skew allowed on `exp`/`nbf` | 5 |
+//! | `JWT_REFRESH_REUSE_GRACE_SECONDS` | a rotated refresh token presented again within this many seconds is a concurrent refresh, not reuse (0 disables) | 5 |
+//! | `JWT_SESSION_MAX_LIFETIME_DAYS` | a session ends this long after login however often it is refreshed | 30 |
 //! | `DATABASE_URL` | token store (`sqlite://path.db`, `sqlite::memory:`, `memory:`) | none |
 //! | `FASTCORE_ENV` / `APP_ENV` / `ENVIRONMENT` | `production` forbids generated secrets | development |
 
@@ -70,6 +72,8 @@ pub struct SecurityConfig {
     pub(crate) generated_secret: bool,
     pub(crate) max_token_bytes: usize,
     pub(crate) store_timeout: Duration,
+    pub(crate) refresh_reuse_grace: Duration,
+    pub(crate) session_max_lifetime: Duration,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -89,6 +93,8 @@ impl std::fmt::Debug for SecurityConfig {
             )
             .field("environment", &self.environment)
             .field("generated_secret", &self.generated_secret)
+            .field("refresh_reuse_grace", &self.refresh_reuse_grace)
+            .field("session_max_lifetime", &self.session_max_lifetime)
             .finish()
     }
 }
@@ -157,6 +163,18 @@ impl SecurityConfig {
                     .map(String::from),
             );
         }
+        if let Some(v) = get("JWT_REFRESH_REUSE_GRACE_SECONDS") {
+            let secs = v.trim().parse::<u64>().ok().filter(|s| *s <= 60).ok_or_else(|| {
+                Error::config(format!(
+                    "JWT_REFRESH_REUSE_GRACE_SECONDS must be a whole number of seconds from 0 to 60, got {v:?}"
+                ))
+            })?;
+            b = b.refresh_reuse_grace(Duration::from_secs(secs));
+        }
+        if let Some(v) = get("JWT_SESSION_MAX_LIFETIME_DAYS") {
+            let days = parse_positive("JWT_SESSION_MAX_LIFETIME_DAYS", &v, 3650)?;
+            b = b.session_max_lifetime(Duration::from_secs(days * 86_400));
+        }
         if let Some(v) = get("DATABASE_URL") {
             b = b.database_url(v.trim());
         }
@@ -208,6 +226,16 @@ impl SecurityConfig {
     pub fn max_token_bytes(&self) -> usize {
         self.max_token_bytes
     }
+    /// How long after a refresh token was rotated a second presentation of
+    /// it (two tabs refreshing at once) still gets the same session's new
+    /// tokens instead of counting as reuse. Zero disables the grace.
+    pub fn refresh_reuse_grace(&self) -> Duration {
+        self.refresh_reuse_grace
+    }
+    /// The longest a login session lives however often it is refreshed.
+    pub fn session_max_lifetime(&self) -> Duration {
+        self.session_max_lifetime
+    }
     /// How long one token store call may take before it counts as an outage.
     pub fn store_timeout(&self) -> Duration {
         self.store_timeout
@@ -249,6 +277,8 @@ pub struct SecurityConfigBuilder {
     generate_dev_secret: bool,
     max_token_bytes: Option<usize>,
     store_timeout: Option<Duration>,
+    refresh_reuse_grace: Option<Duration>,
+    session_max_lifetime: Option<Duration>,
 }
 
 impl std::fmt::Debug for SecurityConfigBuilder {
@@ -326,6 +356,22 @@ impl SecurityConfigBuilder {
     /// with [`Error::StoreUnavailable`] (default 5 s).
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = Some(timeout);
+        self
+    }
+    /// How long a rotated refresh token may be presented again without
+    /// counting as reuse (default 5 s, at most 60 s; zero disables). Inside
+    /// it, a second refresh with the same token (two tabs at once) gets the
+    /// session's current refresh token and a fresh access token; after it,
+    /// the presentation revokes the whole session (RFC 9700 section 4.14.2).
+    pub fn refresh_reuse_grace(mut self, grace: Duration) -> Self {
+        self.refresh_reuse_grace = Some(grace);
+        self
+    }
+    /// The longest a login session may last however often it is refreshed
+    /// (default 30 days); each rotation extends the refresh token by
+    /// [`refresh_token_ttl`](Self::refresh_token_ttl) up to this bound.
+    pub fn session_max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_max_lifetime = Some(lifetime);
         self
     }
     /// If no secret is given, generate a random one for this process and log
@@ -407,6 +453,20 @@ impl SecurityConfigBuilder {
             }
             _ => {}
         }
+        let refresh_reuse_grace = self.refresh_reuse_grace.unwrap_or(Duration::from_secs(5));
+        if refresh_reuse_grace > Duration::from_secs(60) {
+            return Err(Error::config(
+                "the refresh reuse grace must be at most 60 seconds",
+            ));
+        }
+        let session_max_lifetime = self
+            .session_max_lifetime
+            .unwrap_or(Duration::from_secs(30 * 86_400));
+        if session_max_lifetime < refresh_token_ttl {
+            return Err(Error::config(
+                "the session maximum lifetime must be at least the refresh token lifetime",
+            ));
+        }
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
         if max_token_bytes < 256 {
             return Err(Error::config("max_token_bytes must be at least 256"));
@@ -425,6 +485,8 @@ impl SecurityConfigBuilder {
             generated_secret,
             max_token_bytes,
             store_timeout: self.store_timeout.unwrap_or(Duration::from_secs(5)),
+            refresh_reuse_grace,
+            session_max_lifetime,
         })
     }
 }
