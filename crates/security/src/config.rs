@@ -2,8 +2,9 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `JWT_SECRET_KEY` | HMAC secret (at least 32/48/64 bytes for HS256/384/512) | none: required |
-//! | `JWT_ALGORITHM` | `HS256`, `HS384` or `HS512` | `HS256` |
+//! | `JWT_SECRET_KEY` | HMAC secret (at least 32/48/64 bytes for HS256/384/512) | none: required unless `JWT_KEYS_FILE` is set |
+//! | `JWT_ALGORITHM` | `HS256`, `HS384` or `HS512` (for `JWT_SECRET_KEY`) | `HS256` |
+//! | `JWT_KEYS_FILE` | a key file: several keys with a `kid` each, RSA/EC/Ed25519 or HMAC, for rotation and JWKS (format: [`KeyFile`](crate::KeyFile)); replaces `JWT_SECRET_KEY` and `JWT_ALGORITHM` | none |
 //! | `JWT_ACCESS_TOKEN_EXPIRE_MINUTES` | access token lifetime | 30 |
 //! | `JWT_REFRESH_TOKEN_EXPIRE_DAYS` | refresh token lifetime | 7 |
 //! | `JWT_AUDIENCE` | `aud` written into new tokens | none |
@@ -15,12 +16,15 @@
 //! | `DATABASE_URL` | token store (`sqlite://path.db`, `sqlite::memory:`, `memory:`) | none |
 //! | `FASTCORE_ENV` / `APP_ENV` / `ENVIRONMENT` | `production` forbids generated secrets | development |
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};
+use crate::tokens::keys::{KeySet, min_hmac_bytes};
 
 /// Where the process runs. Only `Production` changes behaviour: it forbids
 /// generating a throw-away signing secret.
@@ -61,6 +65,10 @@ impl Environment {
 pub struct SecurityConfig {
     pub(crate) secret: SecretString,
     pub(crate) algorithm: Algorithm,
+    /// The keys of a key file or an explicit key set; `None` for the
+    /// single secret.
+    pub(crate) keys: Option<Arc<KeySet>>,
+    pub(crate) keys_file: Option<PathBuf>,
     pub(crate) access_token_ttl: Duration,
     pub(crate) refresh_token_ttl: Duration,
     pub(crate) audience: Option<String>,
@@ -81,6 +89,8 @@ impl std::fmt::Debug for SecurityConfig {
         f.debug_struct("SecurityConfig")
             .field("secret", &"[redacted]")
             .field("algorithm", &self.algorithm)
+            .field("keys", &self.keys)
+            .field("keys_file", &self.keys_file)
             .field("access_token_ttl", &self.access_token_ttl)
             .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("audience", &self.audience)
@@ -133,6 +143,9 @@ impl SecurityConfig {
         if let Some(alg) = get("JWT_ALGORITHM") {
             b = b.algorithm(parse_algorithm(&alg)?);
         }
+        if let Some(path) = get("JWT_KEYS_FILE") {
+            b = b.keys_file(path.trim());
+        }
         if let Some(v) = get("JWT_ACCESS_TOKEN_EXPIRE_MINUTES") {
             let minutes = parse_positive("JWT_ACCESS_TOKEN_EXPIRE_MINUTES", &v, 60 * 24 * 365)?;
             b = b.access_token_ttl(Duration::from_secs(minutes * 60));
@@ -181,9 +194,19 @@ impl SecurityConfig {
         Ok(b)
     }
 
-    /// The signing algorithm of new tokens.
+    /// The signing algorithm of new tokens (the active key's, with a key
+    /// file or key set).
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
+    }
+    /// The keys, when a key file or key set was configured (`None` when
+    /// tokens are signed with the single `JWT_SECRET_KEY`).
+    pub fn key_set(&self) -> Option<&KeySet> {
+        self.keys.as_deref()
+    }
+    /// The key file the keys were read from, if any.
+    pub fn keys_file(&self) -> Option<&Path> {
+        self.keys_file.as_deref()
     }
     /// Lifetime of access tokens.
     pub fn access_token_ttl(&self) -> Duration {
@@ -243,6 +266,9 @@ impl SecurityConfig {
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
     }
+    pub(crate) fn shared_key_set(&self) -> Option<&Arc<KeySet>> {
+        self.keys.as_ref()
+    }
 }
 
 /// Builder for [`SecurityConfig`]; `build` checks every value.
@@ -266,6 +292,8 @@ impl SecurityConfig {
 pub struct SecurityConfigBuilder {
     secret: Option<SecretString>,
     algorithm: Option<Algorithm>,
+    keys_file: Option<PathBuf>,
+    key_set: Option<KeySet>,
     access_token_ttl: Option<Duration>,
     refresh_token_ttl: Option<Duration>,
     audience: Option<String>,
@@ -286,6 +314,8 @@ impl std::fmt::Debug for SecurityConfigBuilder {
         f.debug_struct("SecurityConfigBuilder")
             .field("secret_set", &self.secret.is_some())
             .field("algorithm", &self.algorithm)
+            .field("keys_file", &self.keys_file)
+            .field("key_set", &self.key_set)
             .field("environment", &self.environment)
             .finish_non_exhaustive()
     }
@@ -301,10 +331,41 @@ impl SecurityConfigBuilder {
     pub fn has_secret(&self) -> bool {
         self.secret.is_some()
     }
-    /// `HS256` (default), `HS384` or `HS512`.
+    /// `HS256` (default), `HS384` or `HS512`: the algorithm of the
+    /// [`secret`](Self::secret). (Keys of a key file or key set name their own.)
     pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = Some(algorithm);
         self
+    }
+    /// Sign and verify with the keys of this key file (`JWT_KEYS_FILE`)
+    /// instead of a single secret: several keys, each with a `kid`, for
+    /// rotation, asymmetric algorithms and a published JWK Set. The format
+    /// is described on [`KeyFile`](crate::KeyFile). `build` reads and
+    /// checks it.
+    pub fn keys_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.keys_file = Some(path.into());
+        self
+    }
+    /// Sign and verify with these keys instead of a single secret (the
+    /// programmatic form of [`keys_file`](Self::keys_file)).
+    ///
+    /// ```
+    /// use fastcore_security::{Algorithm, KeySet, SecurityConfig, SigningKey};
+    ///
+    /// let key = SigningKey::hmac(Some("k1".into()), Algorithm::HS512, &[9u8; 64]).unwrap();
+    /// let config = SecurityConfig::builder()
+    ///     .key_set(KeySet::new(vec![key]).unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(config.algorithm(), Algorithm::HS512);
+    /// ```
+    pub fn key_set(mut self, keys: KeySet) -> Self {
+        self.key_set = Some(keys);
+        self
+    }
+    /// Whether a key file or a key set has been given.
+    pub fn has_keys(&self) -> bool {
+        self.keys_file.is_some() || self.key_set.is_some()
     }
     /// Access token lifetime (default 30 minutes).
     pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
@@ -382,10 +443,42 @@ impl SecurityConfigBuilder {
     }
 
     /// Checks every value and builds the configuration.
-    pub fn build(self) -> Result<SecurityConfig> {
+    pub fn build(mut self) -> Result<SecurityConfig> {
+        let keys = match (self.key_set.take(), &self.keys_file) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "both a key set and a key file (JWT_KEYS_FILE) are given; use one",
+                ));
+            }
+            (Some(keys), None) => Some(keys),
+            (None, Some(path)) => Some(KeySet::from_file(path)?),
+            (None, None) => None,
+        };
+        if let Some(keys) = keys {
+            if self.secret.is_some() {
+                return Err(Error::config(
+                    "JWT_SECRET_KEY and JWT_KEYS_FILE (or a key set) are both set; use one. \
+                     To keep tokens signed with the secret valid, put it in the key file \
+                     as an HS256 key (secret_base64)",
+                ));
+            }
+            if self.algorithm.is_some() {
+                return Err(Error::config(
+                    "JWT_ALGORITHM applies to JWT_SECRET_KEY only; with JWT_KEYS_FILE (or a key \
+                     set) every key names its own algorithm: unset JWT_ALGORITHM",
+                ));
+            }
+            let algorithm = keys.active().algorithm();
+            return self.build_with(
+                SecretString::from(String::new()),
+                algorithm,
+                Some(Arc::new(keys)),
+                false,
+            );
+        }
         let algorithm = self.algorithm.unwrap_or(Algorithm::HS256);
         let min_secret = min_secret_bytes(algorithm)?;
-        let (secret, generated_secret) = match self.secret {
+        let (secret, generated_secret) = match self.secret.take() {
             Some(secret) => {
                 let len = secret.expose_secret().len();
                 if len < min_secret {
@@ -412,10 +505,22 @@ impl SecurityConfigBuilder {
             }
             None => {
                 return Err(Error::config(
-                    "JWT_SECRET_KEY is not set; give a random secret of at least 32 bytes",
+                    "JWT_SECRET_KEY is not set; give a random secret of at least 32 bytes \
+                     (or a key file in JWT_KEYS_FILE)",
                 ));
             }
         };
+        self.build_with(secret, algorithm, None, generated_secret)
+    }
+
+    /// The checks and the configuration common to both kinds of keys.
+    fn build_with(
+        self,
+        secret: SecretString,
+        algorithm: Algorithm,
+        keys: Option<Arc<KeySet>>,
+        generated_secret: bool,
+    ) -> Result<SecurityConfig> {
         let access_token_ttl = self
             .access_token_ttl
             .unwrap_or(Duration::from_secs(30 * 60));
@@ -474,6 +579,8 @@ impl SecurityConfigBuilder {
         Ok(SecurityConfig {
             secret,
             algorithm,
+            keys,
+            keys_file: self.keys_file,
             access_token_ttl,
             refresh_token_ttl,
             audience: self.audience,
@@ -494,9 +601,7 @@ impl SecurityConfigBuilder {
 /// RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
 fn min_secret_bytes(algorithm: Algorithm) -> Result<usize> {
     match algorithm {
-        Algorithm::HS256 => Ok(32),
-        Algorithm::HS384 => Ok(48),
-        Algorithm::HS512 => Ok(64),
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => Ok(min_hmac_bytes(algorithm)),
         other => Err(Error::config(format!(
             "JWT_ALGORITHM {other:?} is not supported with a shared secret; use HS256, HS384 or HS512"
         ))),

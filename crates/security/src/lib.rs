@@ -75,7 +75,8 @@ pub use password::{
 };
 pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 pub use tokens::jwt::JwtCodec;
-pub use tokens::keys::{KeySet, SigningKey};
+pub use tokens::key_file::{KeyFile, KeyFileEntry, KeyMaterial, KeyStatus};
+pub use tokens::keys::{KeySet, MAX_KID_BYTES, SigningKey};
 pub use tokens::service::{AccessToken, IssuedToken, MAX_SUBJECT_BYTES, Security, TokenPair};
 #[cfg(feature = "mysql")]
 pub use tokens::store::MySqlTokenStore;
@@ -93,3 +94,6 @@ pub use http::{AuthRejection, AuthState, CurrentUser, RefreshTokenData, TokenDat
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).
 pub use jsonwebtoken::Algorithm;
+/// A JSON Web Key and a JWK Set (RFC 7517), re-exported from `jsonwebtoken`:
+/// what [`Security::jwks`] returns and [`SigningKey::from_public_jwk`] takes.
+pub use jsonwebtoken::jwk::{Jwk, JwkSet};

@@ -1,19 +1,25 @@
 //! Stateless JWT work: encode, verify signature and claims, decode. Nothing
 //! here touches a store.
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Header, Validation, errors::ErrorKind};
 use serde::Serialize;
 
 use crate::config::SecurityConfig;
 use crate::error::{Error, InvalidTokenReason, Result};
 use crate::tokens::claims::{Claims, IncomingClaims, TokenType};
-use crate::tokens::keys::{KeySet, SigningKey};
+use crate::tokens::keys::{KeySet, NO_PROVIDER, SigningKey};
+
+/// Header `kid`s longer than this are not looked up: no configured key has
+/// one (configured kids are at most [`MAX_KID_BYTES`](crate::MAX_KID_BYTES)).
+const MAX_HEADER_KID_BYTES: usize = 256;
 
 /// Encodes and verifies tokens with a [`KeySet`]; the validation settings are
 /// built once here, never per request.
 #[derive(Debug)]
 pub struct JwtCodec {
-    keys: KeySet,
+    keys: Arc<KeySet>,
     /// Per key: full validation, and the same without the `exp` check.
     validations: Vec<(Validation, Validation)>,
     max_token_bytes: usize,
@@ -21,10 +27,18 @@ pub struct JwtCodec {
 }
 
 impl JwtCodec {
-    /// Builds the codec for a configuration: its HMAC key and its
+    /// Builds the codec for a configuration: its key set (from a key file
+    /// or [`key_set`](crate::SecurityConfigBuilder::key_set)), or else one
+    /// HMAC key without a `kid` from its secret; and its
     /// audience/issuer/leeway rules. Fails early, with a clear error, if the
     /// crypto provider is missing, so no request ever hits that panic.
     pub fn from_config(config: &SecurityConfig) -> Result<Self> {
+        if let Some(keys) = config.shared_key_set() {
+            return Self::with_shared_keys(Arc::clone(keys), config);
+        }
+        if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
+            return Err(Error::config(NO_PROVIDER));
+        }
         let key = SigningKey::hmac(None, config.algorithm(), config.secret_bytes())?;
         Self::new(KeySet::new(vec![key])?, config)
     }
@@ -32,11 +46,12 @@ impl JwtCodec {
     /// Builds a codec around an explicit key set with the configuration's
     /// claim rules.
     pub fn new(keys: KeySet, config: &SecurityConfig) -> Result<Self> {
+        Self::with_shared_keys(Arc::new(keys), config)
+    }
+
+    fn with_shared_keys(keys: Arc<KeySet>, config: &SecurityConfig) -> Result<Self> {
         if jsonwebtoken::crypto::CryptoProvider::try_get_default().is_none() {
-            return Err(Error::config(
-                "no JWT crypto provider is available (build jsonwebtoken with exactly one of \
-                 the `rust_crypto` or `aws_lc_rs` features)",
-            ));
+            return Err(Error::config(NO_PROVIDER));
         }
         let validations = keys
             .keys()
@@ -60,12 +75,16 @@ impl JwtCodec {
         &self.keys
     }
 
-    /// Signs `claims` with the active key (the seed's `encode_jwt`).
+    /// Signs `claims` with the active key (the seed's `encode_jwt`); the
+    /// header carries the key's `kid`, if it has one.
     pub fn encode<T: Serialize>(&self, claims: &T) -> Result<String> {
         let key = self.keys.active();
+        let encoding = key
+            .encoding()
+            .ok_or_else(|| Error::Internal("the active key cannot sign".into()))?;
         let mut header = Header::new(key.algorithm());
         header.kid = key.kid().map(String::from);
-        jsonwebtoken::encode(&header, claims, key.encoding())
+        jsonwebtoken::encode(&header, claims, encoding)
             .map_err(|e| Error::Internal(format!("signing a token failed: {e}")))
     }
 
@@ -92,9 +111,15 @@ impl JwtCodec {
             return Err(Error::InvalidToken(InvalidTokenReason::Malformed));
         }
         let header = jsonwebtoken::decode_header(token).map_err(map_jwt_error)?;
+        // An absurd kid (huge, or with control characters) names no key; it
+        // is not even compared.
+        let kid = header.kid.as_deref();
+        if kid.is_some_and(|k| k.len() > MAX_HEADER_KID_BYTES || k.chars().any(char::is_control)) {
+            return Err(Error::InvalidToken(InvalidTokenReason::UnknownKey));
+        }
         let (index, key) = self
             .keys
-            .find(header.kid.as_deref())
+            .find(kid)
             .ok_or(Error::InvalidToken(InvalidTokenReason::UnknownKey))?;
         if header.alg != key.algorithm() {
             return Err(Error::InvalidToken(InvalidTokenReason::DisallowedAlgorithm));

@@ -3,6 +3,7 @@
 
 pub(crate) mod claims;
 pub(crate) mod jwt;
+pub(crate) mod key_file;
 pub(crate) mod keys;
 pub(crate) mod service;
 pub(crate) mod store;
