@@ -90,7 +90,9 @@ pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store
 pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDirectory};
 
 #[cfg(feature = "axum")]
-pub use http::{AuthRejection, AuthState, CurrentUser, RefreshTokenData, TokenData, auth_router};
+pub use http::{
+    AuthRejection, AuthState, CurrentUser, RefreshTokenData, TokenData, auth_router, jwks_router,
+};
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).
 pub use jsonwebtoken::Algorithm;

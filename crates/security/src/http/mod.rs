@@ -27,9 +27,11 @@
 
 mod body;
 mod extract;
+mod jwks;
 mod rejection;
 mod routes;
 
 pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
+pub use jwks::{JWKS_PATH, jwks_router};
 pub use rejection::AuthRejection;
 pub use routes::{AuthState, auth_router};
