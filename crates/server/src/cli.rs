@@ -3,12 +3,15 @@
 //!
 //! Nothing secret is ever taken as an argument (arguments show up in `ps`
 //! and shell history): passwords come from a prompt or standard input, the
-//! signing secret from `JWT_SECRET_KEY`. `token inspect` accepts `-` to read
-//! the token from standard input for the same reason.
+//! signing secret from `JWT_SECRET_KEY` (or the key file named by
+//! `JWT_KEYS_FILE`). `token inspect` accepts `-` to read the token from
+//! standard input for the same reason.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use fastcore_security::Algorithm;
 
 use crate::connections::ConnectionLimits;
 use crate::database::{DEFAULT_DATABASE_URL, DEFAULT_REDIS_PREFIX, OpenOptions};
@@ -17,9 +20,11 @@ use crate::purge::DEFAULT_PURGE_BATCH;
 /// Stateful JWT auth server and admin tool for fastcore-security.
 ///
 /// Configuration comes from the environment: JWT_SECRET_KEY (required
-/// unless `serve --demo`), JWT_ALGORITHM, JWT_ACCESS_TOKEN_EXPIRE_MINUTES,
-/// JWT_REFRESH_TOKEN_EXPIRE_DAYS, JWT_AUDIENCE, JWT_ISSUER,
-/// JWT_ALLOWED_AUDIENCES, DATABASE_URL; RUST_LOG sets the log level.
+/// unless `serve --demo` or JWT_KEYS_FILE), JWT_ALGORITHM, JWT_KEYS_FILE (a
+/// key file from `keys generate`, instead of JWT_SECRET_KEY),
+/// JWT_ACCESS_TOKEN_EXPIRE_MINUTES, JWT_REFRESH_TOKEN_EXPIRE_DAYS,
+/// JWT_AUDIENCE, JWT_ISSUER, JWT_ALLOWED_AUDIENCES, DATABASE_URL; RUST_LOG
+/// sets the log level.
 #[derive(Debug, Parser)]
 #[command(name = "fastcore-security", version, about, long_about)]
 pub struct Cli {
@@ -83,6 +88,10 @@ pub enum Command {
     /// Inspect and revoke tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the signing keys in a key file (JWT_KEYS_FILE): generate,
+    /// rotate, retire, list.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 /// Options of `serve`.
@@ -282,6 +291,93 @@ pub enum TokenCommand {
     },
 }
 
+/// The key file `keys generate` writes and the server reads: JWT_KEYS_FILE,
+/// or `keys.json` in the current directory.
+pub const DEFAULT_KEYS_FILE: &str = "keys.json";
+
+/// `keys ...`
+///
+/// The key file holds private keys: it is written with mode 0600, and
+/// these commands never print key material. A running server reads the
+/// file at start-up only: restart it after a change.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new signing key into the key file (created if missing).
+    /// It becomes the active key, and the key that was active only
+    /// verifies from now on (rotation): its tokens stay valid until they
+    /// expire or it is retired.
+    Generate {
+        /// The algorithm: ES256 (default), ES384, EdDSA, RS256, RS384,
+        /// RS512, PS256, PS384, PS512 (RSA keys are 3072 bits), or HS256,
+        /// HS384, HS512 (a random shared secret, never published).
+        #[arg(long, default_value = "ES256", value_parser = parse_key_algorithm)]
+        alg: Algorithm,
+        /// The key id written into tokens' headers (default: today's date
+        /// and a random suffix, e.g. 2026-12-03-k7q2x9).
+        #[arg(long, value_name = "KID")]
+        kid: Option<String>,
+        /// Add the key as "verify" only, without making it active; activate
+        /// it later with `keys activate`. With several instances sharing the
+        /// file, this lets every instance know the key before any signs with it.
+        #[arg(long)]
+        verify_only: bool,
+        /// The key file.
+        #[arg(long = "out", visible_alias = "file", env = "JWT_KEYS_FILE",
+              default_value = DEFAULT_KEYS_FILE, value_name = "PATH")]
+        file: PathBuf,
+    },
+    /// Make a key the active (signing) key; the key that was active only
+    /// verifies from now on.
+    Activate {
+        /// The key to activate.
+        #[arg(long, value_name = "KID")]
+        kid: String,
+        /// The key file.
+        #[arg(long, env = "JWT_KEYS_FILE", default_value = DEFAULT_KEYS_FILE, value_name = "PATH")]
+        file: PathBuf,
+    },
+    /// Retire a key: tokens it signed are refused from the next start. The
+    /// active key cannot be retired (generate or activate another first).
+    Retire {
+        /// The key to retire.
+        #[arg(long, value_name = "KID")]
+        kid: String,
+        /// The key file.
+        #[arg(long, env = "JWT_KEYS_FILE", default_value = DEFAULT_KEYS_FILE, value_name = "PATH")]
+        file: PathBuf,
+    },
+    /// List the keys: kid, algorithm, status, creation time (never the keys).
+    List {
+        /// The key file.
+        #[arg(long, env = "JWT_KEYS_FILE", default_value = DEFAULT_KEYS_FILE, value_name = "PATH")]
+        file: PathBuf,
+    },
+}
+
+/// Parses a JOSE algorithm name (`ES256`, `EdDSA`...), in any case.
+pub fn parse_key_algorithm(text: &str) -> Result<Algorithm, String> {
+    Ok(match text.trim().to_ascii_uppercase().as_str() {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EDDSA" => Algorithm::EdDSA,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a supported algorithm (ES256, ES384, EdDSA, RS256, RS384, \
+                 RS512, PS256, PS384, PS512, HS256, HS384, HS512)"
+            ));
+        }
+    })
+}
+
 impl Command {
     /// The log level when RUST_LOG is not set: `info` for the server, `warn`
     /// for admin commands, whose own output goes to standard output.
@@ -375,6 +471,51 @@ mod tests {
             "", "s", "0", "0ms", "-1", "1.5s", "10h", "ten", "2d", "1441m",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_commands_default_to_es256_and_keys_json() {
+        let cli = Cli::try_parse_from(["fastcore-security", "keys", "generate"]).unwrap();
+        let Command::Keys(KeysCommand::Generate {
+            alg,
+            kid,
+            verify_only,
+            file,
+        }) = cli.command
+        else {
+            panic!("keys generate parses as keys generate");
+        };
+        assert_eq!(alg, Algorithm::ES256);
+        assert_eq!(kid, None);
+        assert!(!verify_only);
+        assert_eq!(file, PathBuf::from(DEFAULT_KEYS_FILE));
+        let cli = Cli::try_parse_from([
+            "fastcore-security",
+            "keys",
+            "generate",
+            "--alg",
+            "eddsa",
+            "--kid",
+            "k1",
+            "--file",
+            "x.json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Keys(KeysCommand::Generate {
+                alg: Algorithm::EdDSA,
+                ..
+            })
+        ));
+        for bad in [
+            vec!["keys", "generate", "--alg", "none"],
+            vec!["keys", "retire"],
+            vec!["keys", "activate"],
+        ] {
+            let args = std::iter::once("fastcore-security").chain(bad.iter().copied());
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
         }
     }
 

@@ -17,7 +17,7 @@ pub mod purge;
 pub mod serve;
 pub mod users;
 
-use cli::{Cli, Command, TokenCommand, UsersCommand};
+use cli::{Cli, Command, KeysCommand, TokenCommand, UsersCommand};
 use database::Database;
 use password_input::PasswordSource;
 
@@ -75,6 +75,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = Database::open_with(url, &options).await?;
             commands::token::purge(&db, batch).await
         }
+        Command::Keys(command) => match command {
+            KeysCommand::Generate {
+                alg,
+                kid,
+                verify_only,
+                file,
+            } => commands::keys::generate(&file, alg, kid.as_deref(), verify_only).await,
+            KeysCommand::Activate { kid, file } => commands::keys::activate(&file, &kid),
+            KeysCommand::Retire { kid, file } => commands::keys::retire(&file, &kid),
+            KeysCommand::List { file } => commands::keys::list(&file),
+        },
     }
 }
 

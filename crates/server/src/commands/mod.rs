@@ -3,6 +3,7 @@
 //! wrong; `main` turns that into one line on standard error and exit code 1.
 
 pub mod hash_password;
+pub mod keys;
 pub mod migrate;
 pub mod token;
 pub mod users;

@@ -79,7 +79,7 @@ fn token_from_argument(argument: &str) -> anyhow::Result<String> {
 }
 
 /// Prints a token's header and claims under an UNVERIFIED banner. When
-/// `JWT_SECRET_KEY` is set, also says whether the signature and claims
+/// `JWT_SECRET_KEY` or `JWT_KEYS_FILE` is set, also says whether the signature and claims
 /// verify, what the store knows of the `jti`, and whether the server would
 /// accept the token now.
 pub async fn inspect(
@@ -114,15 +114,21 @@ pub async fn inspect(
     println!();
 
     let builder = SecurityConfig::builder_from_env()?;
-    if !builder.has_secret() {
-        println!("Set JWT_SECRET_KEY to check the signature and the token's record in the store.");
+    if !builder.has_secret() && !builder.has_keys() {
+        println!(
+            "Set JWT_SECRET_KEY (or JWT_KEYS_FILE) to check the signature and the token's \
+             record in the store."
+        );
         return Ok(());
     }
     let config = builder.database_url(database_url).build()?;
     let db = Database::open_with(database_url, options).await?;
     let security = db.security(config)?;
 
-    println!("verification (with JWT_SECRET_KEY):");
+    match security.config().keys_file() {
+        Some(file) => println!("verification (with the keys of {}):", file.display()),
+        None => println!("verification (with JWT_SECRET_KEY):"),
+    }
     match security.decode_token(&token) {
         Ok(_) => println!("  signature and claims: valid (expiry not checked here)"),
         Err(err) => println!("  signature and claims: NOT valid: {err}"),
