@@ -16,7 +16,8 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
 use fastcore_security::{
-    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
+    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, jwks_router,
+    redact_url,
 };
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -50,7 +51,8 @@ pub const DEMO_USERNAME: &str = "demo";
 
 /// The server's router: the library's auth endpoints (`/auth/login`,
 /// `/auth/refresh`, `/auth/logout`, `/auth/logout-all`, `/auth/me`,
-/// `/health`) with request tracing, a body size limit, a body deadline
+/// `/health`) and the public keys (`/.well-known/jwks.json`, empty unless
+/// the key file has RSA, EC or Ed25519 keys) with request tracing, a body size limit, a body deadline
 /// ([`DEFAULT_BODY_TIMEOUT`]) and a request timeout.
 ///
 /// Tracing records the method, the matched route, the client address, the
@@ -73,7 +75,10 @@ pub fn app_with_body_timeout(
     users: Arc<Authenticator>,
     body_timeout: Duration,
 ) -> Router {
-    auth_router(AuthState::new(security, users))
+    // The JWK Set is served here until the library's auth_router serves it
+    // itself; then this merge goes (two routes for one path would panic).
+    auth_router(AuthState::new(security.clone(), users))
+        .merge(jwks_router(security))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -144,8 +149,13 @@ pub async fn serve(
     );
     let security = db.security(config)?;
     let config = security.config();
+    let keys = security.codec().keys();
     tracing::info!(
         algorithm = ?config.algorithm(),
+        keys_file = config.keys_file().map(|p| p.display().to_string()),
+        active_kid = keys.active().kid(),
+        verifying_keys = keys.keys().len(),
+        published_keys = security.jwks().keys.len(),
         access_token_ttl_s = config.access_token_ttl().as_secs(),
         refresh_token_ttl_s = config.refresh_token_ttl().as_secs(),
         audience = config.audience().unwrap_or("-"),
@@ -237,7 +247,7 @@ fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityCon
     let builder = SecurityConfig::builder_from_env()?;
     let production =
         Environment::from_lookup(|name| std::env::var(name).ok()) == Environment::Production;
-    let suggest_demo = !builder.has_secret() && !demo && !production;
+    let suggest_demo = !builder.has_secret() && !builder.has_keys() && !demo && !production;
     let config = builder
         .database_url(database_url)
         .generate_development_secret(demo)
