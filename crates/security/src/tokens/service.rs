@@ -414,18 +414,27 @@ impl Security {
                 .await;
         }
         let at = now();
-        let started_at = record
-            .session
-            .as_ref()
-            .map_or(record.issued_at, |s| s.started_at);
+        // A token from before sessions (the seed's) starts its session
+        // here: its maximum lifetime counts from the first rotation.
+        let started_at = record.session.as_ref().map_or(at, |s| s.started_at);
         let session_end = started_at.saturating_add(secs(self.inner.config.session_max_lifetime()));
         let exp = at
             .saturating_add(secs(self.ttl(TokenType::Refresh)))
             .min(session_end);
+        if exp <= at {
+            // The session reached its maximum lifetime: log in again.
+            return Err(Error::ExpiredToken);
+        }
+        // A refresh token from before sessions (the seed's) has no `sid`:
+        // its successor starts one, so the new tokens can be ended together.
+        let sid = claims
+            .sid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let child_claims = self.new_claims(
             &claims.sub,
             TokenType::Refresh,
-            claims.sid.clone(),
+            Some(sid),
             Some(claims.extra.clone()),
             at,
             exp,
@@ -515,16 +524,24 @@ impl Security {
             "refresh token reuse detected: the session is revoked"
         );
         let at = now();
-        match &claims.sid {
-            Some(sid) => {
-                // Twice, for a refresh racing this revocation: see
-                // `revoke_all_user_tokens`.
-                self.inner.store.revoke_family(sid, at).await?;
-                self.inner.store.revoke_family(sid, at).await?;
-            }
-            None => {
-                self.inner.store.revoke(&claims.jti, at).await?;
-            }
+        // The session: the token's own, or (for a token from before
+        // sessions) the one its successor started.
+        let family = match (&claims.sid, replaced_by) {
+            (Some(sid), _) => Some(sid.clone()),
+            (None, Some(successor)) => self
+                .inner
+                .store
+                .get(&successor)
+                .await?
+                .and_then(|r| r.family_id),
+            (None, None) => None,
+        };
+        self.inner.store.revoke(&claims.jti, at).await?;
+        if let Some(family) = family {
+            // Twice, for a refresh racing this revocation: see
+            // `revoke_other_sessions`.
+            self.inner.store.revoke_family(&family, at).await?;
+            self.inner.store.revoke_family(&family, at).await?;
         }
         Err(Error::RefreshTokenReused)
     }
