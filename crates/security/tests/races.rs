@@ -167,9 +167,7 @@ async fn refresh_racing_logout_all(security: &Security, round: usize) {
     }
     for (i, token) in tokens.iter().enumerate() {
         assert_revoked(
-            security
-                .validate_token(token, None)
-                .await,
+            security.validate_token(token, None).await,
             &format!(
                 "round {round}: token {} of {} from a refresh racing logout-all",
                 i + 1,
@@ -184,7 +182,10 @@ async fn refresh_racing_logout_all(security: &Security, round: usize) {
     // The login's refresh token was consumed by the first rotation (and
     // then revoked with the session or cut off): refused either way.
     assert!(
-        security.validate_token(&pair.refresh_token, None).await.is_err(),
+        security
+            .validate_token(&pair.refresh_token, None)
+            .await
+            .is_err(),
         "the login's refresh token"
     );
     assert!(

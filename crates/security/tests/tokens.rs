@@ -963,7 +963,11 @@ impl TokenStore for LogoutDuringRefresh {
         }
         Ok(rotation)
     }
-    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), fastcore_security::StoreError> {
+    async fn cut_off_user(
+        &self,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), fastcore_security::StoreError> {
         self.inner.cut_off_user(user_id, at).await
     }
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, fastcore_security::StoreError> {
