@@ -112,12 +112,16 @@ impl SqliteTokenStore {
     }
 }
 
-/// A unique-key failure while recording a migration another process applied.
+/// A failure that means another process applied the same migration
+/// meanwhile: a unique-key failure while recording it, or (for a
+/// migration that adds columns, which SQLite cannot guard with IF NOT
+/// EXISTS) a column that is already there. The failed transaction rolled
+/// back; running again re-reads which migrations are applied.
 fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = next {
         if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
-            if db.is_unique_violation() {
+            if db.is_unique_violation() || db.message().starts_with("duplicate column name") {
                 return true;
             }
         }
