@@ -28,6 +28,11 @@ pub enum Error {
     /// The token was revoked (logout, admin action, or a user-wide cut-off).
     #[error("token has been revoked")]
     RevokedToken,
+    /// A refresh token that had already been exchanged was presented again
+    /// after the grace interval: a sign that it was stolen. Its whole login
+    /// session has been revoked (RFC 9700 section 4.14.2).
+    #[error("the refresh token was already used; its session has been ended")]
+    RefreshTokenReused,
     /// Username or password is wrong. Deliberately says nothing about which.
     #[error("invalid username or password")]
     InvalidCredentials,
@@ -63,6 +68,7 @@ impl Error {
             Error::InvalidToken(_) => "invalid_token",
             Error::ExpiredToken => "token_expired",
             Error::RevokedToken => "token_revoked",
+            Error::RefreshTokenReused => "refresh_token_reused",
             Error::InvalidCredentials => "invalid_credentials",
             Error::Authentication(_) => "authentication_failed",
             Error::Forbidden(_) => "forbidden",
@@ -78,7 +84,10 @@ impl Error {
     pub fn is_token_error(&self) -> bool {
         matches!(
             self,
-            Error::InvalidToken(_) | Error::ExpiredToken | Error::RevokedToken
+            Error::InvalidToken(_)
+                | Error::ExpiredToken
+                | Error::RevokedToken
+                | Error::RefreshTokenReused
         )
     }
 

@@ -77,7 +77,9 @@ pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 pub use tokens::jwt::JwtCodec;
 pub use tokens::key_file::{KeyFile, KeyFileEntry, KeyMaterial, KeyStatus};
 pub use tokens::keys::{KeySet, MAX_KID_BYTES, SigningKey};
-pub use tokens::service::{AccessToken, IssuedToken, MAX_SUBJECT_BYTES, Security, TokenPair};
+pub use tokens::service::{
+    ClientInfo, IssuedToken, MAX_SUBJECT_BYTES, Security, Session, TokenPair,
+};
 #[cfg(feature = "mysql")]
 pub use tokens::store::MySqlTokenStore;
 #[cfg(feature = "postgres")]
@@ -86,7 +88,10 @@ pub use tokens::store::PostgresTokenStore;
 pub use tokens::store::RedisTokenStore;
 #[cfg(feature = "sqlite")]
 pub use tokens::store::SqliteTokenStore;
-pub use tokens::store::{MemoryTokenStore, TokenRecord, TokenStore, connect_store};
+pub use tokens::store::{
+    MAX_IP_BYTES, MAX_USER_AGENT_BYTES, MemoryTokenStore, Rotation, SessionMeta, TokenRecord,
+    TokenStore, connect_store,
+};
 pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDirectory};
 
 #[cfg(feature = "axum")]

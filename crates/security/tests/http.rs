@@ -392,23 +392,40 @@ async fn refresh_via_json_form_and_bearer_header() {
     let refresh = token(&tokens, "refresh_token");
     let sid = app.security.decode_token(&refresh).unwrap().sid.unwrap();
 
-    let requests = [
-        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-        post_form(
-            "/auth/refresh",
-            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-        ),
-        post_form("/auth/refresh", &[("refresh_token", &refresh)]),
-        post_bearer("/auth/refresh", &refresh),
+    // Each refresh rotates: the next request uses the token it returned.
+    let mut refresh = refresh;
+    let requests: [fn(&str) -> Request<Body>; 4] = [
+        |t| post_json("/auth/refresh", &json!({"refresh_token": t}), None),
+        |t| {
+            post_form(
+                "/auth/refresh",
+                &[("grant_type", "refresh_token"), ("refresh_token", t)],
+            )
+        },
+        |t| post_form("/auth/refresh", &[("refresh_token", t)]),
+        |t| post_bearer("/auth/refresh", t),
     ];
     for request in requests {
-        let res = send(&app.router, request).await;
+        let res = send(&app.router, request(&refresh)).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
         assert_eq!(res.header(header::CACHE_CONTROL), Some("no-store"));
         let body = res.json();
         let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
         keys.sort();
-        assert_eq!(keys, ["access_token", "expires_in", "token_type"]);
+        assert_eq!(
+            keys,
+            [
+                "access_token",
+                "expires_in",
+                "refresh_expires_in",
+                "refresh_token",
+                "token_type"
+            ]
+        );
+        let next = token(&body, "refresh_token");
+        assert_ne!(next, refresh);
+        assert_eq!(app.security.decode_token(&next).unwrap().sid.unwrap(), sid);
+        refresh = next;
         assert_eq!(body["token_type"], "bearer");
         assert_eq!(body["expires_in"], 1800);
         let fresh = token(&body, "access_token");
@@ -627,8 +644,7 @@ async fn logout_all_ends_every_login_of_the_user_only() {
         post_bearer("/auth/logout-all", &token(&first, "access_token")),
     )
     .await;
-    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    assert_eq!(res.json(), json!({"revoked": 4}));
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
     for dead in [&first, &second] {
         let res = send(
             &app.router,
@@ -778,6 +794,17 @@ impl TokenStore for UnreachableStore {
     async fn revoke(&self, _: &str, _: i64) -> Result<bool, StoreError> {
         Err(down("revoke"))
     }
+    async fn rotate(
+        &self,
+        _: &str,
+        _: &TokenRecord,
+        _: i64,
+    ) -> Result<fastcore_security::Rotation, StoreError> {
+        Err(down("rotate"))
+    }
+    async fn cut_off_user(&self, _: &str, _: i64) -> Result<(), StoreError> {
+        Err(down("cut_off_user"))
+    }
     async fn revoke_family(&self, _: &str, _: i64) -> Result<u64, StoreError> {
         Err(down("revoke_family"))
     }
@@ -923,4 +950,228 @@ async fn bodies_over_16_kib_are_refused_with_413() {
         .unwrap();
     let res = send(&app.router, req).await;
     assert_problem(&res, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+}
+
+// ------------------------------------------------- rotation and sessions
+
+fn delete(uri: &str, bearer: &str) -> Request<Body> {
+    Request::delete(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {bearer}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn refresh_over_http(app: &App, refresh: &str) -> TestResponse {
+    send(
+        &app.router,
+        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_replayed_refresh_token_ends_the_session_with_refresh_token_reused() {
+    let app = app_with(memory_security_with(
+        config_builder()
+            .refresh_reuse_grace(std::time::Duration::ZERO)
+            .build()
+            .unwrap(),
+    ));
+    let tokens = login(&app, "ada").await;
+    let first = token(&tokens, "refresh_token");
+    let res = refresh_over_http(&app, &first).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let rotated = res.json();
+
+    let res = refresh_over_http(&app, &first).await;
+    assert_token_refusal(
+        &res,
+        "refresh_token_reused",
+        "the refresh token was already used; its session has been ended",
+    );
+    assert!(!res.text().contains(&first), "the token is not echoed");
+    for dead in [
+        token(&tokens, "access_token"),
+        token(&rotated, "access_token"),
+    ] {
+        let res = send(&app.router, get("/auth/me", Some(&dead))).await;
+        assert_token_refusal(&res, "token_revoked", "token has been revoked");
+    }
+    let res = refresh_over_http(&app, &token(&rotated, "refresh_token")).await;
+    assert_token_refusal(&res, "token_revoked", "token has been revoked");
+}
+
+#[tokio::test]
+async fn sessions_can_be_listed_and_ended_over_http() {
+    let app = app();
+    let phone = send(&app.router, {
+        let mut req = login_form("ada", PASSWORD);
+        req.headers_mut()
+            .insert(header::USER_AGENT, "Phone/2.0".parse().unwrap());
+        req
+    })
+    .await
+    .json();
+    let laptop = login(&app, "ada").await;
+    let bob = login(&app, "bob").await;
+    let phone_access = token(&phone, "access_token");
+    let phone_sid = app
+        .security
+        .decode_token(&phone_access)
+        .unwrap()
+        .sid
+        .unwrap();
+    let laptop_sid = app
+        .security
+        .decode_token(&token(&laptop, "access_token"))
+        .unwrap()
+        .sid
+        .unwrap();
+    let bob_sid = app
+        .security
+        .decode_token(&token(&bob, "access_token"))
+        .unwrap()
+        .sid
+        .unwrap();
+
+    let res = send(&app.router, get("/auth/sessions", Some(&phone_access))).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.header(header::CACHE_CONTROL), Some("no-store"));
+    let sessions = res.json()["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2);
+    let mine = sessions.iter().find(|s| s["id"] == phone_sid).unwrap();
+    assert_eq!(mine["current"], true);
+    assert_eq!(mine["user_agent"], "Phone/2.0");
+    for field in ["created_at", "last_used_at", "expires_at"] {
+        assert!(mine[field].is_i64(), "{field}");
+    }
+    let text = res.text();
+    for secret in [&phone_access, &token(&phone, "refresh_token")] {
+        assert!(!text.contains(secret.as_str()), "no token in the list");
+    }
+
+    let res = send(
+        &app.router,
+        get("/auth/sessions?exclude_current=true", Some(&phone_access)),
+    )
+    .await;
+    let ids: Vec<_> = res.json()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, [laptop_sid.clone()]);
+    let res = send(
+        &app.router,
+        get("/auth/sessions?exclude_current=maybe", Some(&phone_access)),
+    )
+    .await;
+    assert_problem(&res, StatusCode::BAD_REQUEST, "invalid_request");
+
+    // Bob's session is not Ada's to end: 404, and it lives on.
+    let res = send(
+        &app.router,
+        delete(&format!("/auth/sessions/{bob_sid}"), &phone_access),
+    )
+    .await;
+    assert_problem(&res, StatusCode::NOT_FOUND, "not_found");
+    let res = send(
+        &app.router,
+        get("/auth/me", Some(&token(&bob, "access_token"))),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // Ada ends her laptop session from her phone.
+    let res = send(
+        &app.router,
+        delete(&format!("/auth/sessions/{laptop_sid}"), &phone_access),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
+    let res = send(
+        &app.router,
+        get("/auth/me", Some(&token(&laptop, "access_token"))),
+    )
+    .await;
+    assert_token_refusal(&res, "token_revoked", "token has been revoked");
+    let res = refresh_over_http(&app, &token(&laptop, "refresh_token")).await;
+    assert_token_refusal(&res, "token_revoked", "token has been revoked");
+    let res = send(&app.router, get("/auth/me", Some(&phone_access))).await;
+    assert_eq!(res.status, StatusCode::OK);
+
+    // Without a token: 401; with a refresh token: refused as the wrong type.
+    let res = send(&app.router, get("/auth/sessions", None)).await;
+    assert_problem(&res, StatusCode::UNAUTHORIZED, "missing_token");
+    let res = send(
+        &app.router,
+        get("/auth/sessions", Some(&token(&phone, "refresh_token"))),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logout_others_keeps_only_the_current_session() {
+    let app = app();
+    let here = login(&app, "ada").await;
+    let there = login(&app, "ada").await;
+    let res = send(
+        &app.router,
+        post_bearer("/auth/logout-others", &token(&here, "access_token")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json(), json!({"revoked": 2}));
+    let res = send(
+        &app.router,
+        get("/auth/me", Some(&token(&here, "access_token"))),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let res = send(
+        &app.router,
+        get("/auth/me", Some(&token(&there, "access_token"))),
+    )
+    .await;
+    assert_token_refusal(&res, "token_revoked", "token has been revoked");
+    let res = refresh_over_http(&app, &token(&here, "refresh_token")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+}
+
+#[tokio::test]
+async fn logout_is_idempotent_for_revoked_and_expired_tokens() {
+    let app = app();
+    let tokens = login(&app, "ada").await;
+    let access = token(&tokens, "access_token");
+    for _ in 0..3 {
+        let res = send(&app.router, post_bearer("/auth/logout", &access)).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
+    }
+    // After logout-all too, and with the (now revoked) refresh token.
+    let other = login(&app, "ada").await;
+    let res = send(
+        &app.router,
+        post_bearer("/auth/logout-all", &token(&other, "access_token")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    for t in [
+        token(&other, "access_token"),
+        token(&other, "refresh_token"),
+    ] {
+        let res = send(&app.router, post_bearer("/auth/logout", &t)).await;
+        assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
+    }
+    let expired = expired_token(&app.security, "1", TokenType::Access, None).await;
+    let res = send(&app.router, post_bearer("/auth/logout", &expired)).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    // A forged token still cannot log anyone out.
+    let res = send(
+        &app.router,
+        post_bearer("/auth/logout", &tamper_signature(&access)),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 }

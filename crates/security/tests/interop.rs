@@ -36,15 +36,14 @@ fn seed_like(secret_field: &str, algorithm: Algorithm) -> Security {
 async fn put_on_record(security: &Security, claims: &Value) {
     security
         .store()
-        .insert(&TokenRecord {
-            jti: str_of(claims, "jti").to_owned(),
-            token_type: str_of(claims, "type").parse().unwrap(),
-            user_id: str_of(claims, "sub").to_owned(),
-            family_id: None,
-            issued_at: claims["iat"].as_i64().unwrap(),
-            expires_at: claims["exp"].as_i64().unwrap(),
-            revoked_at: None,
-        })
+        .insert(&TokenRecord::new(
+            str_of(claims, "jti"),
+            str_of(claims, "type").parse().unwrap(),
+            str_of(claims, "sub"),
+            None,
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        ))
         .await
         .unwrap();
 }
@@ -123,7 +122,14 @@ async fn pyjwt_refresh_token_refreshes_and_logs_out() {
         .await
         .unwrap();
     assert_eq!(claims.sub, "42");
-    assert_eq!(claims.sid, None);
+    // The seed's token had no session; its rotation starts one, so the
+    // new tokens can be ended together.
+    let sid = claims.sid.expect("rotation gives the session an id");
+    let rotated = security
+        .validate_token(&fresh.refresh_token, Some(TokenType::Refresh))
+        .await
+        .unwrap();
+    assert_eq!(rotated.sid.as_deref(), Some(sid.as_str()));
 
     // A seed token has no session: logout revokes exactly the token shown.
     assert_eq!(security.logout(refresh).await.unwrap(), 1);

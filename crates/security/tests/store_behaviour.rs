@@ -32,7 +32,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use fastcore_security::{TokenRecord, TokenStore, TokenType};
+use fastcore_security::{Rotation, SessionMeta, TokenRecord, TokenStore, TokenType};
 
 /// "Now" for every test: 2096-10-02. Far ahead of the wall clock, because
 /// Redis expires its records by the server's real clock: the suite's
@@ -140,6 +140,11 @@ macro_rules! store_behaviour {
             unicode_and_long_user_ids,
             user_ids_match_exactly,
             unknown_ids_change_nothing,
+            rotate_consumes_the_parent_and_records_the_child,
+            rotate_refuses_what_is_not_a_live_refresh_token,
+            concurrent_rotations_let_exactly_one_win,
+            cut_off_user_revokes_earlier_tokens_with_one_write,
+            cut_off_reaches_children_of_older_refresh_tokens,
         ]);
     };
     (@tests $backend:ident, $make:expr, $outlive:expr, [$($test:ident),* $(,)?]) => {
@@ -183,6 +188,9 @@ fn record(
         issued_at,
         expires_at,
         revoked_at: None,
+        consumed_at: None,
+        replaced_by: None,
+        session: None,
     }
 }
 
@@ -229,6 +237,13 @@ mod suite {
                 issued_at: NOW,
                 expires_at: 4_102_444_800,
                 revoked_at: None,
+                consumed_at: None,
+                replaced_by: None,
+                session: Some(SessionMeta {
+                    started_at: NOW - 100,
+                    user_agent: Some("Mozilla/5.0 (X11; Linux) ü".into()),
+                    ip: Some("2001:db8::1".into()),
+                }),
             },
             TokenRecord {
                 jti: "j".repeat(200),
@@ -238,6 +253,9 @@ mod suite {
                 issued_at: 0,
                 expires_at: i64::MAX / 2,
                 revoked_at: Some(NOW - 1),
+                consumed_at: None,
+                replaced_by: None,
+                session: None,
             },
         ];
         insert_all(&store, &records).await;
@@ -597,6 +615,202 @@ mod suite {
         assert!(!store.revoke("nope", NOW).await.unwrap());
         assert_eq!(store.get("",).await.unwrap(), None);
         assert_eq!(live_jtis(&store, "u").await, ["known"]);
+    }
+
+    fn refresh(jti: &str, user: &str, family: &str) -> TokenRecord {
+        let mut r = live(jti, user, Some(family));
+        r.token_type = TokenType::Refresh;
+        r.session = Some(SessionMeta {
+            started_at: NOW - 60,
+            user_agent: Some("agent".into()),
+            ip: Some("127.0.0.1".into()),
+        });
+        r
+    }
+
+    pub(super) async fn rotate_consumes_the_parent_and_records_the_child(
+        store: Arc<dyn TokenStore>,
+    ) {
+        store.insert(&refresh("p", "u", "F")).await.unwrap();
+        let child = refresh("c", "u", "F");
+        assert_eq!(
+            store.rotate("p", &child, NOW).await.unwrap(),
+            Rotation::Rotated
+        );
+        let parent = store.get("p").await.unwrap().unwrap();
+        assert_eq!(parent.consumed_at, Some(NOW));
+        assert_eq!(parent.replaced_by.as_deref(), Some("c"));
+        assert_eq!(parent.revoked_at, None);
+        assert!(!parent.is_live(NOW), "a consumed token is spent");
+        assert_eq!(store.get("c").await.unwrap(), Some(child.clone()));
+        assert_eq!(live_jtis(&store, "u").await, ["c"]);
+        // Again with the spent parent: nothing changes, the answer says who
+        // replaced it, and a second child is never recorded.
+        assert_eq!(
+            store
+                .rotate("p", &refresh("c2", "u", "F"), NOW + 1)
+                .await
+                .unwrap(),
+            Rotation::AlreadyConsumed {
+                consumed_at: NOW,
+                replaced_by: Some("c".into())
+            }
+        );
+        assert_eq!(store.get("c2").await.unwrap(), None);
+        // The family revocation reaches the child; the consumed parent then
+        // reports NotLive (revoked wins over consumed).
+        assert_eq!(store.revoke_family("F", NOW + 2).await.unwrap(), 2);
+        assert_eq!(
+            store
+                .rotate("p", &refresh("c3", "u", "F"), NOW + 3)
+                .await
+                .unwrap(),
+            Rotation::NotLive
+        );
+        assert_eq!(
+            store
+                .rotate("c", &refresh("c4", "u", "F"), NOW + 3)
+                .await
+                .unwrap(),
+            Rotation::NotLive
+        );
+        assert_eq!(store.get("c4").await.unwrap(), None);
+    }
+
+    pub(super) async fn rotate_refuses_what_is_not_a_live_refresh_token(
+        store: Arc<dyn TokenStore>,
+    ) {
+        // Unknown, an access token, revoked, expired: NotLive, no child.
+        let access = live("a", "u", Some("F"));
+        let revoked = refresh("r", "u", "G");
+        let mut expired = refresh("e", "u", "H");
+        expired.expires_at = NOW;
+        insert_all(&store, &[access, revoked, expired]).await;
+        store.revoke("r", NOW - 1).await.unwrap();
+        for (n, parent) in ["unknown", "a", "r", "e"].into_iter().enumerate() {
+            let child = refresh(&format!("child-{n}"), "u", "F");
+            assert_eq!(
+                store.rotate(parent, &child, NOW).await.unwrap(),
+                Rotation::NotLive,
+                "{parent}"
+            );
+            assert_eq!(store.get(&child.jti).await.unwrap(), None, "{parent}");
+        }
+        assert_eq!(store.get("a").await.unwrap().unwrap().consumed_at, None);
+    }
+
+    pub(super) async fn concurrent_rotations_let_exactly_one_win(store: Arc<dyn TokenStore>) {
+        store.insert(&refresh("p", "u", "F")).await.unwrap();
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move {
+                    let child = refresh(&format!("child-{i}"), "u", "F");
+                    (i, store.rotate("p", &child, NOW).await.unwrap())
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        let mut losers = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (i, Rotation::Rotated) => winners.push(i),
+                (
+                    _,
+                    Rotation::AlreadyConsumed {
+                        consumed_at,
+                        replaced_by,
+                    },
+                ) => {
+                    losers.push((consumed_at, replaced_by));
+                }
+                (i, Rotation::NotLive) => panic!("rotation {i} found the parent not live"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "exactly one rotation wins");
+        let winner = format!("child-{}", winners[0]);
+        assert_eq!(losers.len(), 63);
+        for (consumed_at, replaced_by) in losers {
+            assert_eq!(consumed_at, NOW);
+            assert_eq!(replaced_by.as_deref(), Some(winner.as_str()));
+        }
+        assert_eq!(live_jtis(&store, "u").await, [winner.clone()]);
+        for i in 0..64 {
+            let jti = format!("child-{i}");
+            assert_eq!(store.get(&jti).await.unwrap().is_some(), jti == winner);
+        }
+    }
+
+    pub(super) async fn cut_off_user_revokes_earlier_tokens_with_one_write(
+        store: Arc<dyn TokenStore>,
+    ) {
+        insert_all(
+            &store,
+            &[
+                live("a", "u", Some("F")),
+                refresh("b", "u", "G"),
+                live("other", "v", None),
+            ],
+        )
+        .await;
+        store.revoke("a", NOW - 5).await.unwrap();
+        store.cut_off_user("u", NOW).await.unwrap();
+        // An earlier revocation keeps its time; the cut-off revoked the rest.
+        assert_eq!(revoked_at(&store, "a").await, Some(NOW - 5));
+        assert_eq!(revoked_at(&store, "b").await, Some(NOW));
+        assert_eq!(
+            revoked_at(&store, "other").await,
+            None,
+            "other users are untouched"
+        );
+        assert!(live_jtis(&store, "u").await.is_empty());
+        assert_eq!(
+            store
+                .rotate("b", &refresh("b2", "u", "G"), NOW)
+                .await
+                .unwrap(),
+            Rotation::NotLive
+        );
+        // Tokens issued after the cut-off live, also in the same second.
+        insert_all(&store, &[live("new", "u", Some("N"))]).await;
+        assert_eq!(revoked_at(&store, "new").await, None);
+        assert_eq!(live_jtis(&store, "u").await, ["new"]);
+        // A second cut-off revokes those too and re-dates nothing revoked.
+        store.cut_off_user("u", NOW + 10).await.unwrap();
+        assert_eq!(revoked_at(&store, "new").await, Some(NOW + 10));
+        assert_eq!(revoked_at(&store, "a").await, Some(NOW - 5));
+        assert!(live_jtis(&store, "u").await.is_empty());
+        // A user without tokens can be cut off (idempotent, no error).
+        store.cut_off_user("nobody", NOW).await.unwrap();
+        store.cut_off_user("nobody", NOW).await.unwrap();
+    }
+
+    pub(super) async fn cut_off_reaches_children_of_older_refresh_tokens(
+        store: Arc<dyn TokenStore>,
+    ) {
+        // A rotation that races a cut-off: the child inherits the parent's
+        // standing, so once the cut-off lands the child is revoked too,
+        // whichever committed first.
+        store.insert(&refresh("p", "u", "F")).await.unwrap();
+        assert_eq!(
+            store
+                .rotate("p", &refresh("c", "u", "F"), NOW)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        store.cut_off_user("u", NOW + 1).await.unwrap();
+        assert_eq!(revoked_at(&store, "c").await, Some(NOW + 1));
+        // Sessions started after the cut-off rotate normally.
+        store.insert(&refresh("q", "u", "G")).await.unwrap();
+        assert_eq!(
+            store
+                .rotate("q", &refresh("q2", "u", "G"), NOW + 2)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        assert_eq!(live_jtis(&store, "u").await, ["q2"]);
     }
 }
 

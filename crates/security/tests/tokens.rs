@@ -656,7 +656,7 @@ async fn oversized_tokens_are_refused_before_parsing() {
 // -------------------------------------------------------------------- refresh
 
 #[tokio::test]
-async fn refresh_access_token_mints_a_new_access_token_of_the_same_session() {
+async fn refresh_access_token_rotates_into_a_new_pair_of_the_same_session() {
     let security = memory_security();
     let pair = security
         .create_token_pair(
@@ -669,6 +669,10 @@ async fn refresh_access_token_mints_a_new_access_token_of_the_same_session() {
         .validate_token(&pair.access_token, None)
         .await
         .unwrap();
+    let original_refresh = security
+        .validate_token(&pair.refresh_token, None)
+        .await
+        .unwrap();
 
     let fresh = security
         .refresh_access_token(&pair.refresh_token)
@@ -676,6 +680,7 @@ async fn refresh_access_token_mints_a_new_access_token_of_the_same_session() {
         .unwrap();
     assert_eq!(fresh.token_type, "bearer");
     assert_eq!(fresh.expires_in, 30 * 60);
+    assert_eq!(fresh.refresh_expires_in, 7 * 86_400);
     let claims = security
         .validate_token(&fresh.access_token, Some(TokenType::Access))
         .await
@@ -685,12 +690,22 @@ async fn refresh_access_token_mints_a_new_access_token_of_the_same_session() {
     assert_eq!(claims.sid, original.sid);
     assert_eq!(claims.extra, original.extra);
     assert_eq!(claims.extra["tenant"], 7);
-
-    // The refresh token stays usable and the old access token stays valid.
-    security
-        .refresh_access_token(&pair.refresh_token)
+    let refresh = security
+        .validate_token(&fresh.refresh_token, Some(TokenType::Refresh))
         .await
         .unwrap();
+    assert_ne!(refresh.jti, original_refresh.jti);
+    assert_eq!(refresh.sid, original.sid);
+    assert_eq!(refresh.extra, original.extra);
+
+    // The old refresh token is spent; the old access token is untouched
+    // (revoking or rotating one token never ends an unrelated one).
+    assert!(matches!(
+        security
+            .validate_token(&pair.refresh_token, Some(TokenType::Refresh))
+            .await,
+        Err(Error::RevokedToken)
+    ));
     security
         .validate_token(&pair.access_token, None)
         .await
@@ -721,7 +736,7 @@ async fn refresh_with_a_dead_refresh_token_fails() {
     assert_eq!(
         security.list_user_tokens("42").await.unwrap().len(),
         1,
-        "no access token was minted by the failed refreshes"
+        "no token was minted by the failed refreshes"
     );
 }
 
@@ -774,7 +789,7 @@ async fn revoke_jti_reports_whether_a_live_token_changed() {
 }
 
 #[tokio::test]
-async fn revoke_all_user_tokens_with_and_without_keeping_a_session() {
+async fn revoke_other_sessions_and_revoke_all_user_tokens() {
     let security = memory_security();
     let kept = security.create_token_pair("42", None).await.unwrap();
     let other = security.create_token_pair("42", None).await.unwrap();
@@ -788,7 +803,7 @@ async fn revoke_all_user_tokens_with_and_without_keeping_a_session() {
         .sid
         .unwrap();
     let n = security
-        .revoke_all_user_tokens("42", Some(&keep_sid))
+        .revoke_other_sessions("42", &keep_sid)
         .await
         .unwrap();
     assert_eq!(
@@ -810,18 +825,21 @@ async fn revoke_all_user_tokens_with_and_without_keeping_a_session() {
         ));
     }
 
-    assert_eq!(
-        security.revoke_all_user_tokens("42", None).await.unwrap(),
-        2
-    );
-    assert!(matches!(
-        security.validate_token(&kept.refresh_token, None).await,
-        Err(Error::RevokedToken)
-    ));
-    assert_eq!(
-        security.revoke_all_user_tokens("42", None).await.unwrap(),
-        0
-    );
+    security.revoke_all_user_tokens("42").await.unwrap();
+    for dead in [&kept.access_token, &kept.refresh_token] {
+        assert!(matches!(
+            security.validate_token(dead, None).await,
+            Err(Error::RevokedToken)
+        ));
+    }
+    assert!(security.list_user_tokens("42").await.unwrap().is_empty());
+    // Idempotent, and a login afterwards (even within the same second) works.
+    security.revoke_all_user_tokens("42").await.unwrap();
+    let again = security.create_token_pair("42", None).await.unwrap();
+    security
+        .validate_token(&again.access_token, None)
+        .await
+        .unwrap();
     security
         .validate_token(&bystander.access_token, None)
         .await
@@ -839,11 +857,15 @@ async fn logout_ends_the_whole_session() {
     let other_session = security.create_token_pair("42", None).await.unwrap();
 
     let n = security.logout(&pair.access_token).await.unwrap();
-    assert_eq!(n, 3, "access, refresh, and the access token minted from it");
+    assert_eq!(
+        n, 4,
+        "access, the consumed refresh, and the pair rotated from it"
+    );
     for dead in [
         &pair.access_token,
         &pair.refresh_token,
         &minted.access_token,
+        &minted.refresh_token,
     ] {
         assert!(matches!(
             security.validate_token(dead, None).await,
@@ -896,10 +918,10 @@ async fn logout_with_the_refresh_token_or_an_expired_token_works_too() {
         .unwrap();
 }
 
-/// A store that lets a logout land between the refresh token's check and
-/// the insert of the new access token, deterministically: the first `get`
-/// of the watched refresh `jti` returns the live record and then revokes
-/// the whole session, as a concurrent logout on another instance would.
+/// A store that lets a logout land between the rotation of the refresh
+/// token and the insert of the new access token, deterministically: right
+/// after the watched refresh `jti` is rotated, it revokes the whole
+/// session, as a concurrent logout on another instance would.
 struct LogoutDuringRefresh {
     inner: MemoryTokenStore,
     watch: std::sync::Mutex<Option<(String, String)>>,
@@ -920,19 +942,33 @@ impl TokenStore for LogoutDuringRefresh {
         &self,
         jti: &str,
     ) -> Result<Option<fastcore_security::TokenRecord>, fastcore_security::StoreError> {
-        let record = self.inner.get(jti).await?;
+        self.inner.get(jti).await
+    }
+    async fn rotate(
+        &self,
+        parent: &str,
+        child: &fastcore_security::TokenRecord,
+        at: i64,
+    ) -> Result<fastcore_security::Rotation, fastcore_security::StoreError> {
+        let rotation = self.inner.rotate(parent, child, at).await?;
         let hit = {
             let mut watch = self.watch.lock().unwrap();
             match watch.as_ref() {
-                Some((j, _)) if j == jti => watch.take(),
+                Some((j, _)) if j == parent => watch.take(),
                 _ => None,
             }
         };
-        if let Some((jti, sid)) = hit {
-            self.inner.revoke(&jti, 1).await?;
+        if let Some((_, sid)) = hit {
             self.inner.revoke_family(&sid, 1).await?;
         }
-        Ok(record)
+        Ok(rotation)
+    }
+    async fn cut_off_user(
+        &self,
+        user_id: &str,
+        at: i64,
+    ) -> Result<(), fastcore_security::StoreError> {
+        self.inner.cut_off_user(user_id, at).await
     }
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, fastcore_security::StoreError> {
         self.inner.revoke(jti, at).await
@@ -1320,6 +1356,17 @@ impl TokenStore for HangingStore {
         std::future::pending().await
     }
     async fn revoke(&self, _: &str, _: i64) -> Result<bool, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn rotate(
+        &self,
+        _: &str,
+        _: &fastcore_security::TokenRecord,
+        _: i64,
+    ) -> Result<fastcore_security::Rotation, fastcore_security::StoreError> {
+        std::future::pending().await
+    }
+    async fn cut_off_user(&self, _: &str, _: i64) -> Result<(), fastcore_security::StoreError> {
         std::future::pending().await
     }
     async fn revoke_family(&self, _: &str, _: i64) -> Result<u64, fastcore_security::StoreError> {

@@ -92,6 +92,9 @@ fn record(jti: &str, user: &str, expires_at: i64) -> TokenRecord {
         issued_at: expires_at - 3600,
         expires_at,
         revoked_at: None,
+        consumed_at: None,
+        replaced_by: None,
+        session: None,
     }
 }
 
@@ -316,12 +319,7 @@ mod scenario {
         let (on_a, _) = a.tokens("ada", PASSWORD).await;
         assert_eq!(a.me(&on_b).await.status(), StatusCode::OK);
         let response = a.logout_all(&on_a).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let revoked: Value = response.json().await.unwrap();
-        assert_eq!(
-            revoked["revoked"], 6,
-            "three sessions of two tokens: {revoked}"
-        );
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
         for token in [&on_b, &other_b, &on_a] {
             assert_eq!(b.me(token).await.status(), StatusCode::UNAUTHORIZED);
         }

@@ -98,6 +98,9 @@ fn record(jti: &str, expires_at: i64) -> TokenRecord {
         issued_at: expires_at - 3600,
         expires_at,
         revoked_at: None,
+        consumed_at: None,
+        replaced_by: None,
+        session: None,
     }
 }
 

@@ -554,6 +554,9 @@ async fn token_purge_deletes_expired_records_only() {
                 issued_at: now - 7200,
                 expires_at,
                 revoked_at: None,
+                consumed_at: None,
+                replaced_by: None,
+                session: None,
             })
             .await
             .unwrap();
@@ -594,6 +597,9 @@ async fn token_purge_on_a_terminal_shows_a_progress_bar() {
                 issued_at: now - 7200,
                 expires_at: now - 60,
                 revoked_at: None,
+                consumed_at: None,
+                replaced_by: None,
+                session: None,
             })
             .await
             .unwrap();

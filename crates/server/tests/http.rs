@@ -274,9 +274,7 @@ async fn logout_all_ends_every_session_of_the_user() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["revoked"], 4);
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(server.me(&laptop).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(server.me(&phone).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(

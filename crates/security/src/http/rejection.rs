@@ -19,6 +19,9 @@ pub enum AuthRejection {
     /// a refresh token in the URL, several `Authorization` headers).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The named resource (a session id) does not exist for this user.
+    #[error("not found: {0}")]
+    NotFound(String),
     /// The request body is larger than the endpoint accepts.
     #[error("the request body is too large")]
     BodyTooLarge,
@@ -95,7 +98,10 @@ impl IntoResponse for Error {
                     challenge(Some(("invalid_token", &description))),
                 )
             }
-            Error::ExpiredToken | Error::RevokedToken | Error::Authentication(_) => {
+            Error::ExpiredToken
+            | Error::RevokedToken
+            | Error::RefreshTokenReused
+            | Error::Authentication(_) => {
                 let description = self.to_string();
                 problem(
                     StatusCode::UNAUTHORIZED,
@@ -165,6 +171,12 @@ impl IntoResponse for AuthRejection {
             AuthRejection::InvalidRequest(detail) => problem(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
+                &detail,
+                HeaderMap::new(),
+            ),
+            AuthRejection::NotFound(detail) => problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
                 &detail,
                 HeaderMap::new(),
             ),

@@ -1,11 +1,14 @@
-//! A ready router: login, refresh, logout, logout-all, me, health.
+//! A ready router: login, refresh, logout, logout-all, sessions, me, JWKS,
+//! health.
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +18,7 @@ use super::rejection::AuthRejection;
 use crate::error::Error;
 use crate::manager::get_security_status;
 use crate::tokens::claims::TokenType;
-use crate::tokens::service::Security;
+use crate::tokens::service::{ClientInfo, Security};
 use crate::users::{Credentials, UserAuthentication};
 
 /// The router's state: the security handle and the application's users.
@@ -59,9 +62,12 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 /// | route | what it does |
 /// |---|---|
 /// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair |
-/// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new access token |
-/// | `POST /auth/logout` | ends the bearer token's whole login session |
-/// | `POST /auth/logout-all` | ends every session of the bearer token's user |
+/// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
+/// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
+/// | `POST /auth/logout-all` | ends every session of the bearer token's user, on every device (204) |
+/// | `POST /auth/logout-others` | ends every session but the bearer token's own -> `{"revoked": n}` |
+/// | `GET /auth/sessions` | the user's live sessions; `?exclude_current=true` leaves out the caller's |
+/// | `DELETE /auth/sessions/{id}` | ends one of the user's own sessions (204; 404 if it is not theirs) |
 /// | `GET /auth/me` | the current user, as `A::User` serializes |
 /// | `GET /health` | [`SecurityStatus`](crate::SecurityStatus); 503 when the store is down |
 pub fn auth_router<A>(state: AuthState<A>) -> Router
@@ -74,6 +80,9 @@ where
         .route("/auth/refresh", post(refresh::<A>))
         .route("/auth/logout", post(logout))
         .route("/auth/logout-all", post(logout_all))
+        .route("/auth/logout-others", post(logout_others))
+        .route("/auth/sessions", get(list_sessions))
+        .route("/auth/sessions/{id}", delete(delete_session))
         .route("/auth/me", get(me::<A>))
         .route("/health", get(health))
         .with_state(state)
@@ -129,7 +138,11 @@ where
         return Err(Error::InvalidCredentials.into());
     };
     let user_id = state.users.get_user_id(&user);
-    let pair = state.security.create_token_pair(&user_id, None).await?;
+    let client = client_info(&parts);
+    let pair = state
+        .security
+        .create_session(&user_id, None, &client)
+        .await?;
     tracing::info!(user_id = %user_id, "login succeeded");
     Ok(no_store(pair))
 }
@@ -141,18 +154,39 @@ async fn refresh<A>(
 where
     A: UserAuthentication,
 {
-    let token = raw_refresh_token(req).await?;
+    let (parts, body) = req.into_parts();
+    let client = client_info(&parts);
+    let token = raw_refresh_token(Request::from_parts(parts, body)).await?;
+    // Signature and claims first, so a forged token costs no user lookup.
     let claims = state
         .security
-        .validate_token(&token, Some(TokenType::Refresh))
-        .await?;
+        .validate_jwt_stateless(&token, Some(TokenType::Refresh))?;
     // A user disabled or deleted since login must not keep minting tokens.
     let user = state.users.get_user_by_id(&claims.sub).await?;
     if !user.is_some_and(|u| state.users.is_active(&u)) {
         return Err(Error::Authentication("the token's user is disabled or unknown".into()).into());
     }
-    let access = state.security.access_token_from_refresh(claims).await?;
-    Ok(no_store(access))
+    let pair = state.security.refresh_session(&token, &client).await?;
+    Ok(no_store(pair))
+}
+
+/// The client a request came from, for session lists: its `User-Agent`
+/// and the peer address the server recorded ([`ConnectInfo`]), if any.
+fn client_info(parts: &Parts) -> ClientInfo {
+    ClientInfo {
+        user_agent: user_agent(&parts.headers),
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+    }
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::USER_AGENT)?.to_str().ok()?;
+    // Printable ASCII only: it is shown back in session lists.
+    let cleaned: String = value.chars().filter(|c| (' '..='~').contains(c)).collect();
+    (!cleaned.trim().is_empty()).then(|| cleaned.trim().to_owned())
 }
 
 async fn logout(
@@ -173,10 +207,80 @@ struct Revoked {
 async fn logout_all(
     State(security): State<Security>,
     TokenData(claims): TokenData,
+) -> Result<StatusCode, AuthRejection> {
+    security.revoke_all_user_tokens(&claims.sub).await?;
+    tracing::info!(user_id = %claims.sub, "logout from every session");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn logout_others(
+    State(security): State<Security>,
+    TokenData(claims): TokenData,
 ) -> Result<Response, AuthRejection> {
-    let revoked = security.revoke_all_user_tokens(&claims.sub, None).await?;
-    tracing::info!(user_id = %claims.sub, revoked, "logout from every session");
+    let Some(current) = claims.sid.as_deref() else {
+        return Err(AuthRejection::InvalidRequest(
+            "this access token belongs to no session; use /auth/logout-all".into(),
+        ));
+    };
+    let revoked = security.revoke_other_sessions(&claims.sub, current).await?;
+    tracing::info!(user_id = %claims.sub, revoked, "logout from the other sessions");
     Ok(Json(Revoked { revoked }).into_response())
+}
+
+#[derive(Deserialize)]
+struct SessionsQuery {
+    #[serde(default)]
+    exclude_current: bool,
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    #[serde(flatten)]
+    session: crate::tokens::service::Session,
+    current: bool,
+}
+
+#[derive(Serialize)]
+struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+async fn list_sessions(
+    State(security): State<Security>,
+    TokenData(claims): TokenData,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AuthRejection> {
+    let query: SessionsQuery =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).map_err(|_| {
+            AuthRejection::InvalidRequest("exclude_current must be true or false".into())
+        })?;
+    let current = claims.sid.as_deref();
+    let sessions = security
+        .list_sessions(&claims.sub)
+        .await?
+        .into_iter()
+        .map(|session| SessionView {
+            current: Some(session.id.as_str()) == current,
+            session,
+        })
+        .filter(|view| !(query.exclude_current && view.current))
+        .collect();
+    Ok(no_store(SessionList { sessions }))
+}
+
+async fn delete_session(
+    State(security): State<Security>,
+    TokenData(claims): TokenData,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<StatusCode, AuthRejection> {
+    let Path(id) =
+        id.map_err(|_| AuthRejection::InvalidRequest("the session id is not valid".into()))?;
+    if security.revoke_session(&claims.sub, &id).await? {
+        tracing::info!(user_id = %claims.sub, "session ended by its user");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(AuthRejection::NotFound("no such session".into()))
+    }
 }
 
 async fn me<A>(current: CurrentUser<A>) -> Json<A::User>

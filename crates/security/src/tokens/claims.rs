@@ -17,7 +17,8 @@ use crate::error::{Error, InvalidTokenReason};
 pub enum TokenType {
     /// Short-lived, presented on every request as a bearer token.
     Access,
-    /// Long-lived, only exchanged at the refresh endpoint for a new access token.
+    /// Long-lived, only exchanged (once: it rotates) at the refresh endpoint
+    /// for a new token pair.
     Refresh,
 }
 

@@ -12,7 +12,10 @@ use crate::error::{Error, InvalidTokenReason, Result};
 use crate::password::PasswordHasher;
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
-use crate::tokens::store::{TimeoutStore, TokenRecord, TokenStore};
+use crate::tokens::store::{
+    MAX_IP_BYTES, MAX_USER_AGENT_BYTES, Rotation, SessionMeta, TimeoutStore, TokenRecord,
+    TokenStore,
+};
 
 /// Longest `sub` accepted when issuing a token, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 1024;
@@ -86,16 +89,54 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
-/// A new access token minted from a refresh token, serialized as the OAuth2
-/// token response.
+/// The client a login or refresh came from, as the application sees it;
+/// shown in session lists and never trusted for anything else. Values
+/// longer than the store keeps are cut at a character boundary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+    /// The client address (behind a proxy, whatever the application's
+    /// trusted-proxy logic decided).
+    pub ip: Option<String>,
+}
+
+impl ClientInfo {
+    fn meta(&self, started_at: i64) -> SessionMeta {
+        SessionMeta {
+            started_at,
+            user_agent: self
+                .user_agent
+                .as_deref()
+                .map(|ua| truncate(ua, MAX_USER_AGENT_BYTES)),
+            ip: self.ip.as_deref().map(|ip| truncate(ip, MAX_IP_BYTES)),
+        }
+    }
+}
+
+fn truncate(value: &str, max: usize) -> String {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
+}
+
+/// One live login session of a user (a refresh token family).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AccessToken {
-    /// The access token.
-    pub access_token: String,
-    /// Always `"bearer"`.
-    pub token_type: String,
-    /// Seconds until it expires.
-    pub expires_in: u64,
+pub struct Session {
+    /// The session id: the `sid` claim of its tokens.
+    pub id: String,
+    /// When the login happened (Unix seconds).
+    pub created_at: i64,
+    /// When the session last logged in or refreshed (Unix seconds).
+    pub last_used_at: i64,
+    /// When the session ends unless refreshed (Unix seconds).
+    pub expires_at: i64,
+    /// The client's user agent, as given at the last login or refresh.
+    pub user_agent: Option<String>,
+    /// The client's address, as given at the last login or refresh.
+    pub ip: Option<String>,
 }
 
 fn now() -> i64 {
@@ -152,12 +193,14 @@ impl Security {
 
     /// Issues an access token for `sub`, recorded in the store. `extra`
     /// claims are added as given; reserved names (`sub`, `exp`...) are refused.
+    /// It belongs to no session: only its own revocation, or a user-wide
+    /// one, ends it.
     pub async fn create_access_token(
         &self,
         sub: &str,
         extra: Option<Map<String, Value>>,
     ) -> Result<IssuedToken> {
-        self.issue(sub, TokenType::Access, None, extra).await
+        self.issue(sub, TokenType::Access, None, extra, None).await
     }
 
     /// Issues a refresh token for `sub`, starting a new session.
@@ -167,7 +210,8 @@ impl Security {
         extra: Option<Map<String, Value>>,
     ) -> Result<IssuedToken> {
         let session = uuid::Uuid::new_v4().to_string();
-        self.issue(sub, TokenType::Refresh, Some(session), extra)
+        let meta = ClientInfo::default().meta(now());
+        self.issue(sub, TokenType::Refresh, Some(session), extra, Some(meta))
             .await
     }
 
@@ -178,6 +222,18 @@ impl Security {
         sub: &str,
         extra: Option<Map<String, Value>>,
     ) -> Result<TokenPair> {
+        self.create_session(sub, extra, &ClientInfo::default())
+            .await
+    }
+
+    /// Like [`create_token_pair`](Self::create_token_pair), recording the
+    /// client the login came from for [`list_sessions`](Self::list_sessions).
+    pub async fn create_session(
+        &self,
+        sub: &str,
+        extra: Option<Map<String, Value>>,
+        client: &ClientInfo,
+    ) -> Result<TokenPair> {
         let session = uuid::Uuid::new_v4().to_string();
         let refresh = self
             .issue(
@@ -185,27 +241,25 @@ impl Security {
                 TokenType::Refresh,
                 Some(session.clone()),
                 extra.clone(),
+                Some(client.meta(now())),
             )
             .await?;
         let access = self
-            .issue(sub, TokenType::Access, Some(session), extra)
+            .issue(sub, TokenType::Access, Some(session), extra, None)
             .await?;
-        Ok(TokenPair {
-            access_token: access.token,
-            refresh_token: refresh.token,
-            token_type: "bearer".into(),
-            expires_in: access.expires_in,
-            refresh_expires_in: refresh.expires_in,
-        })
+        Ok(pair(access, refresh))
     }
 
-    async fn issue(
+    /// Checks `sub` and `extra` and builds the claims of a new token.
+    fn new_claims(
         &self,
         sub: &str,
         token_type: TokenType,
         sid: Option<String>,
         extra: Option<Map<String, Value>>,
-    ) -> Result<IssuedToken> {
+        iat: i64,
+        exp: i64,
+    ) -> Result<Claims> {
         // NUL cannot be stored by every backend (PostgreSQL text refuses it).
         if sub.is_empty() || sub.len() > MAX_SUBJECT_BYTES || sub.contains('\0') {
             return Err(Error::InvalidInput(format!(
@@ -219,13 +273,7 @@ impl Security {
             )));
         }
         let config = &self.inner.config;
-        let ttl = match token_type {
-            TokenType::Access => config.access_token_ttl(),
-            TokenType::Refresh => config.refresh_token_ttl(),
-        };
-        let iat = now();
-        let exp = iat.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
-        let claims = Claims {
+        Ok(Claims {
             sub: sub.to_owned(),
             jti: uuid::Uuid::new_v4().to_string(),
             token_type,
@@ -236,11 +284,15 @@ impl Security {
             iss: config.issuer().map(str::to_owned),
             sid,
             extra,
-        };
-        let token = self.inner.codec.encode(&claims)?;
+        })
+    }
+
+    /// Signs claims, refusing a token that validation would refuse as too large.
+    fn sign(&self, claims: &Claims) -> Result<String> {
+        let token = self.inner.codec.encode(claims)?;
         // Validation refuses tokens over `max_token_bytes` unread; issuing
         // one would hand out a token that fails on every request.
-        let max = config.max_token_bytes();
+        let max = self.inner.config.max_token_bytes();
         if token.len() > max {
             return Err(Error::InvalidInput(format!(
                 "the token would be {} bytes, over max_token_bytes ({max}); \
@@ -248,18 +300,32 @@ impl Security {
                 token.len()
             )));
         }
-        self.inner
-            .store
-            .insert(&TokenRecord {
-                jti: claims.jti.clone(),
-                token_type,
-                user_id: claims.sub.clone(),
-                family_id: claims.sid.clone(),
-                issued_at: iat,
-                expires_at: exp,
-                revoked_at: None,
-            })
-            .await?;
+        Ok(token)
+    }
+
+    fn ttl(&self, token_type: TokenType) -> Duration {
+        match token_type {
+            TokenType::Access => self.inner.config.access_token_ttl(),
+            TokenType::Refresh => self.inner.config.refresh_token_ttl(),
+        }
+    }
+
+    async fn issue(
+        &self,
+        sub: &str,
+        token_type: TokenType,
+        sid: Option<String>,
+        extra: Option<Map<String, Value>>,
+        session: Option<SessionMeta>,
+    ) -> Result<IssuedToken> {
+        let ttl = self.ttl(token_type);
+        let iat = now();
+        let exp = iat.saturating_add(secs(ttl));
+        let claims = self.new_claims(sub, token_type, sid, extra, iat, exp)?;
+        let token = self.sign(&claims)?;
+        let mut record = record_for(&claims);
+        record.session = session;
+        self.inner.store.insert(&record).await?;
         Ok(IssuedToken {
             token,
             claims,
@@ -273,16 +339,10 @@ impl Security {
     /// [`Error::StoreUnavailable`], never a token error.
     pub async fn validate_token(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
         let claims = self.inner.codec.verify(token, expected)?;
-        let record = self
-            .inner
-            .store
-            .get(&claims.jti)
-            .await?
-            .ok_or(Error::InvalidToken(InvalidTokenReason::UnknownToken))?;
-        if record.user_id != claims.sub || record.token_type != claims.token_type {
-            return Err(Error::InvalidToken(InvalidTokenReason::RecordMismatch));
-        }
-        if record.revoked_at.is_some() {
+        let record = self.checked_record(&claims).await?;
+        // A refresh token that was exchanged is spent; only the refresh
+        // endpoint looks at it again (for reuse detection).
+        if record.consumed_at.is_some() {
             return Err(Error::RevokedToken);
         }
         Ok(claims)
@@ -311,51 +371,210 @@ impl Security {
         self.inner.codec.encode(claims)
     }
 
-    /// Exchanges a valid refresh token for a new access token of the same
-    /// session and the same application claims (the seed's `refresh_access_token`).
+    /// Exchanges a refresh token for a new token pair of the same session
+    /// (the seed's `refresh_access_token`, with rotation): the refresh token
+    /// is consumed and a new one replaces it. See
+    /// [`refresh_session`](Self::refresh_session).
+    pub async fn refresh_access_token(&self, refresh_token: &str) -> Result<TokenPair> {
+        self.refresh_session(refresh_token, &ClientInfo::default())
+            .await
+    }
+
+    /// Refresh with rotation and reuse detection (RFC 9700 section 4.14.2).
+    ///
+    /// The refresh token is consumed atomically in the store (of concurrent
+    /// refreshes with one token exactly one rotates) and a new pair is
+    /// returned: a new refresh token of the same session, expiring one
+    /// refresh lifetime from now but never after the session's maximum
+    /// lifetime, and a new access token with its own `jti` and `iat`.
+    ///
+    /// Presenting a consumed token again is reuse: within
+    /// [`refresh_reuse_grace`](SecurityConfig::refresh_reuse_grace) of the
+    /// rotation (two tabs refreshing at once) the caller gets the session's
+    /// current refresh token and a fresh access token, and nothing is
+    /// revoked; after it, the whole session is revoked (committed before
+    /// the error returns) and the answer is [`Error::RefreshTokenReused`].
     ///
     /// It checks the token, not the user: an endpoint built on it should
     /// also check that the user still exists and is active, as
     /// [`auth_router`](crate::auth_router)'s `/auth/refresh` does.
-    pub async fn refresh_access_token(&self, refresh_token: &str) -> Result<AccessToken> {
+    pub async fn refresh_session(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<TokenPair> {
         let claims = self
-            .validate_token(refresh_token, Some(TokenType::Refresh))
-            .await?;
-        self.access_token_from_refresh(claims).await
+            .inner
+            .codec
+            .verify(refresh_token, Some(TokenType::Refresh))?;
+        let record = self.checked_record(&claims).await?;
+        if let Some(consumed_at) = record.consumed_at {
+            return self
+                .on_consumed(&claims, consumed_at, record.replaced_by)
+                .await;
+        }
+        let at = now();
+        // A token from before sessions (the seed's) starts its session
+        // here: its maximum lifetime counts from the first rotation.
+        let started_at = record.session.as_ref().map_or(at, |s| s.started_at);
+        let session_end = started_at.saturating_add(secs(self.inner.config.session_max_lifetime()));
+        let exp = at
+            .saturating_add(secs(self.ttl(TokenType::Refresh)))
+            .min(session_end);
+        if exp <= at {
+            // The session reached its maximum lifetime: log in again.
+            return Err(Error::ExpiredToken);
+        }
+        // A refresh token from before sessions (the seed's) has no `sid`:
+        // its successor starts one, so the new tokens can be ended together.
+        let sid = claims
+            .sid
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let child_claims = self.new_claims(
+            &claims.sub,
+            TokenType::Refresh,
+            Some(sid),
+            Some(claims.extra.clone()),
+            at,
+            exp,
+        )?;
+        let child_token = self.sign(&child_claims)?;
+        let mut child = record_for(&child_claims);
+        // The session keeps its start; the client is the latest one seen.
+        let mut meta = client.meta(started_at);
+        let previous = record.session.unwrap_or_default();
+        meta.user_agent = meta.user_agent.or(previous.user_agent);
+        meta.ip = meta.ip.or(previous.ip);
+        child.session = Some(meta);
+        match self.inner.store.rotate(&claims.jti, &child, at).await? {
+            Rotation::Rotated => {
+                let refresh = IssuedToken {
+                    token: child_token,
+                    expires_in: u64::try_from(exp - at).unwrap_or(0),
+                    claims: child_claims,
+                };
+                self.pair_from_refresh(refresh).await
+            }
+            Rotation::AlreadyConsumed {
+                consumed_at,
+                replaced_by,
+            } => self.on_consumed(&claims, consumed_at, replaced_by).await,
+            Rotation::NotLive if record.expires_at <= at => Err(Error::ExpiredToken),
+            Rotation::NotLive => Err(Error::RevokedToken),
+        }
     }
 
-    /// Mints the access token for refresh claims that `validate_token` has
-    /// just accepted (split out so the HTTP layer can check the user in between).
-    pub(crate) async fn access_token_from_refresh(&self, claims: Claims) -> Result<AccessToken> {
-        let refresh_jti = claims.jti;
+    /// The store record of verified claims, refused unless it exists,
+    /// matches them and is not revoked.
+    async fn checked_record(&self, claims: &Claims) -> Result<TokenRecord> {
+        let record = self
+            .inner
+            .store
+            .get(&claims.jti)
+            .await?
+            .ok_or(Error::InvalidToken(InvalidTokenReason::UnknownToken))?;
+        if record.user_id != claims.sub || record.token_type != claims.token_type {
+            return Err(Error::InvalidToken(InvalidTokenReason::RecordMismatch));
+        }
+        if record.revoked_at.is_some() {
+            return Err(Error::RevokedToken);
+        }
+        Ok(record)
+    }
+
+    /// A consumed refresh token was presented: a concurrent refresh within
+    /// the grace interval, or reuse.
+    async fn on_consumed(
+        &self,
+        claims: &Claims,
+        consumed_at: i64,
+        replaced_by: Option<String>,
+    ) -> Result<TokenPair> {
+        let at = now();
+        let grace = secs(self.inner.config.refresh_reuse_grace());
+        if grace > 0 && at.saturating_sub(consumed_at) <= grace {
+            // The successor is handed out again (re-signed: same jti, same
+            // claims), so the session still has exactly one live refresh
+            // token. If the successor is gone too (rotated again, revoked),
+            // the caller is refused but nothing is punished.
+            let successor = match replaced_by {
+                Some(jti) => self.inner.store.get(&jti).await?,
+                None => None,
+            };
+            let Some(successor) = successor
+                .filter(|r| r.is_live(at) && r.user_id == claims.sub && r.family_id == claims.sid)
+            else {
+                return Err(Error::RevokedToken);
+            };
+            let mut successor_claims = claims.clone();
+            successor_claims.jti = successor.jti;
+            successor_claims.iat = successor.issued_at;
+            successor_claims.exp = successor.expires_at;
+            let refresh = IssuedToken {
+                token: self.sign(&successor_claims)?,
+                expires_in: u64::try_from(successor.expires_at - at).unwrap_or(0),
+                claims: successor_claims,
+            };
+            return self.pair_from_refresh(refresh).await;
+        }
+        tracing::warn!(
+            user_id = %claims.sub,
+            session = claims.sid.as_deref().unwrap_or("-"),
+            "refresh token reuse detected: the session is revoked"
+        );
+        let at = now();
+        // The session: the token's own, or (for a token from before
+        // sessions) the one its successor started.
+        let family = match (&claims.sid, replaced_by) {
+            (Some(sid), _) => Some(sid.clone()),
+            (None, Some(successor)) => self
+                .inner
+                .store
+                .get(&successor)
+                .await?
+                .and_then(|r| r.family_id),
+            (None, None) => None,
+        };
+        self.inner.store.revoke(&claims.jti, at).await?;
+        if let Some(family) = family {
+            // Twice, for a refresh racing this revocation: see
+            // `revoke_other_sessions`.
+            self.inner.store.revoke_family(&family, at).await?;
+            self.inner.store.revoke_family(&family, at).await?;
+        }
+        Err(Error::RefreshTokenReused)
+    }
+
+    /// Issues the access token that goes with a session's (new or re-sent)
+    /// refresh token.
+    async fn pair_from_refresh(&self, refresh: IssuedToken) -> Result<TokenPair> {
         let access = self
             .issue(
-                &claims.sub,
+                &refresh.claims.sub,
                 TokenType::Access,
-                claims.sid,
-                Some(claims.extra),
+                refresh.claims.sid.clone(),
+                Some(refresh.claims.extra.clone()),
+                None,
             )
             .await?;
-        // A logout (or logout-all) may have landed between the check above
-        // and the insert of the new token: its family revocation then ran
-        // before our record existed and missed it. Look again: if the
-        // refresh token is no longer live, the new token must not be either.
-        // (Either the revocation saw our record, or we see the revocation.)
+        // A logout (or a reuse revocation) may have landed between the
+        // rotation and the insert of the access token: its family
+        // revocation then ran before our record existed and missed it. Look
+        // again: if the refresh token is no longer live, the new access
+        // token must not be either. (Either the revocation saw our record,
+        // or we see the revocation.)
         let still_live = self
             .inner
             .store
-            .get(&refresh_jti)
+            .get(&refresh.claims.jti)
             .await?
-            .is_some_and(|r| r.revoked_at.is_none());
+            .is_some_and(|r| r.is_live(now()));
         if !still_live {
             self.inner.store.revoke(&access.claims.jti, now()).await?;
             return Err(Error::RevokedToken);
         }
-        Ok(AccessToken {
-            access_token: access.token,
-            token_type: "bearer".into(),
-            expires_in: access.expires_in,
-        })
+        Ok(pair(access, refresh))
     }
 
     /// Revokes one token (the seed's `revoke_token`). The signature must be
@@ -383,39 +602,92 @@ impl Security {
         if let Some(sid) = &claims.sid {
             revoked += self.inner.store.revoke_family(sid, at).await?;
             // Twice, for a refresh racing this logout: see
-            // `revoke_all_user_tokens`.
+            // `revoke_other_sessions`.
             revoked += self.inner.store.revoke_family(sid, at).await?;
         }
         Ok(revoked)
     }
 
-    /// Revokes every token of a user, optionally keeping one session alive
-    /// (pass the caller's `sid` to "log out other devices"). Returns how many
-    /// tokens were revoked.
-    pub async fn revoke_all_user_tokens(
-        &self,
-        user_id: &str,
-        keep_session: Option<&str>,
-    ) -> Result<u64> {
+    /// Revokes every token of a user, on every device, including access
+    /// tokens already issued ("log out everywhere"; the seed's
+    /// `revoke_all_user_tokens`). One write however many tokens the user
+    /// has: a user-level cut-off ([`TokenStore::cut_off_user`]). Tokens
+    /// issued afterwards (a new login) are not affected.
+    pub async fn revoke_all_user_tokens(&self, user_id: &str) -> Result<()> {
+        Ok(self.inner.store.cut_off_user(user_id, now()).await?)
+    }
+
+    /// Revokes every token of a user except those of the session
+    /// `keep_session` ("log out other devices"); returns how many tokens
+    /// were revoked.
+    pub async fn revoke_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
         let at = now();
         let first = self
             .inner
             .store
-            .revoke_user(user_id, keep_session, at)
+            .revoke_user(user_id, Some(keep_session), at)
             .await?;
         // A second pass, started after the first committed. Under READ
         // COMMITTED (PostgreSQL) the first UPDATE works on a snapshot and can
         // miss an access token a concurrent refresh inserts meanwhile; that
-        // refresh's own re-check (see `access_token_from_refresh`) may also
+        // refresh's own re-check (see `pair_from_refresh`) may also
         // have run before the first pass committed. Whatever the first pass
         // missed was inserted before the second began, so the second sees
         // it; a token inserted later is caught by its refresh's re-check.
         let second = self
             .inner
             .store
-            .revoke_user(user_id, keep_session, at)
+            .revoke_user(user_id, Some(keep_session), at)
             .await?;
         Ok(first + second)
+    }
+
+    /// The user's live login sessions, oldest first.
+    pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<Session>> {
+        let live = self.inner.store.list_live(user_id, now()).await?;
+        let mut sessions: Vec<Session> = live
+            .into_iter()
+            .filter(|r| r.token_type == TokenType::Refresh)
+            .filter_map(|r| {
+                let id = r.family_id?;
+                let meta = r.session.unwrap_or(SessionMeta {
+                    started_at: r.issued_at,
+                    ..SessionMeta::default()
+                });
+                Some(Session {
+                    id,
+                    created_at: meta.started_at,
+                    last_used_at: r.issued_at,
+                    expires_at: r.expires_at,
+                    user_agent: meta.user_agent,
+                    ip: meta.ip,
+                })
+            })
+            .collect();
+        sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(sessions)
+    }
+
+    /// Ends one session of `user_id` by its id; `false` when the user has
+    /// no live session with that id (someone else's sessions included), so
+    /// nobody can end another user's session.
+    pub async fn revoke_session(&self, user_id: &str, session_id: &str) -> Result<bool> {
+        let owned = self
+            .inner
+            .store
+            .list_live(user_id, now())
+            .await?
+            .iter()
+            .any(|r| r.family_id.as_deref() == Some(session_id));
+        if !owned {
+            return Ok(false);
+        }
+        let at = now();
+        self.inner.store.revoke_family(session_id, at).await?;
+        // Twice, for a refresh racing this revocation: see
+        // `revoke_other_sessions`.
+        self.inner.store.revoke_family(session_id, at).await?;
+        Ok(true)
     }
 
     /// Deletes expired token records in batches; returns how many went.
@@ -431,7 +703,7 @@ impl Security {
         }
     }
 
-    /// The user's live tokens (not revoked, not expired).
+    /// The user's live tokens (not revoked, consumed or expired).
     pub async fn list_user_tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>> {
         Ok(self.inner.store.list_live(user_id, now()).await?)
     }
@@ -441,5 +713,31 @@ impl Security {
         let started = std::time::Instant::now();
         self.inner.store.ping().await?;
         Ok(started.elapsed())
+    }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The store record of a token about to be issued.
+fn record_for(claims: &Claims) -> TokenRecord {
+    TokenRecord::new(
+        claims.jti.clone(),
+        claims.token_type,
+        claims.sub.clone(),
+        claims.sid.clone(),
+        claims.iat,
+        claims.exp,
+    )
+}
+
+fn pair(access: IssuedToken, refresh: IssuedToken) -> TokenPair {
+    TokenPair {
+        access_token: access.token,
+        refresh_token: refresh.token,
+        token_type: "bearer".into(),
+        expires_in: access.expires_in,
+        refresh_expires_in: refresh.expires_in,
     }
 }

@@ -122,6 +122,9 @@ pub(crate) fn record_of(claims: &Claims) -> TokenRecord {
         issued_at: claims.iat,
         expires_at: claims.exp,
         revoked_at: None,
+        consumed_at: None,
+        replaced_by: None,
+        session: None,
     }
 }
 

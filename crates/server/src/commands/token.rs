@@ -232,6 +232,9 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
         match known {
             Some(found) => {
                 let revoked = store.revoke_user(&found.id, None, clock::now()).await?;
+                // The count is for the operator; the cut-off also catches a
+                // refresh that was rotating one of those tokens right now.
+                store.cut_off_user(&found.id, clock::now()).await?;
                 println!(
                     "revoked {revoked} token(s) of user {} ({:?})",
                     found.id, found.username
@@ -247,6 +250,7 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
                          to that id; see `fastcore-security users list`"
                     );
                 }
+                store.cut_off_user(user, clock::now()).await?;
                 println!("revoked {revoked} token(s) of user {user} (not in the users table)");
             }
         }

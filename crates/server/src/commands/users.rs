@@ -80,10 +80,11 @@ pub async fn disable(db: &Database, username: &str) -> anyhow::Result<()> {
         .set_active(username, false)
         .await?
         .ok_or_else(|| no_such_user(username))?;
-    let revoked = db
-        .token_store()
-        .revoke_user(&user.id, None, clock::now())
-        .await?;
+    let store = db.token_store();
+    let revoked = store.revoke_user(&user.id, None, clock::now()).await?;
+    // The count above is for the operator; the cut-off also catches a
+    // refresh that was rotating one of those tokens at this moment.
+    store.cut_off_user(&user.id, clock::now()).await?;
     println!(
         "disabled user {:?}; revoked {revoked} token(s)",
         user.username

@@ -6,13 +6,41 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{TokenRecord, TokenStore};
+use super::{Rotation, TokenRecord, TokenStore};
 use crate::error::StoreError;
 
 /// An in-memory [`TokenStore`].
 #[derive(Debug, Default)]
 pub struct MemoryTokenStore {
-    records: Mutex<HashMap<String, TokenRecord>>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Each record with the user's cut-off generation it was issued under.
+    records: HashMap<String, (TokenRecord, u64)>,
+    /// Per user: the current cut-off generation and when it was last raised.
+    cutoffs: HashMap<String, (u64, i64)>,
+}
+
+impl State {
+    fn generation(&self, user_id: &str) -> u64 {
+        self.cutoffs.get(user_id).map_or(0, |(g, _)| *g)
+    }
+
+    /// The record as readers see it: a record issued before the user's
+    /// latest cut-off counts as revoked at the cut-off.
+    fn effective(&self, record: &TokenRecord, generation: u64) -> TokenRecord {
+        let mut r = record.clone();
+        if r.revoked_at.is_none() {
+            if let Some((current, at)) = self.cutoffs.get(&r.user_id) {
+                if generation < *current {
+                    r.revoked_at = Some(*at);
+                }
+            }
+        }
+        r
+    }
 }
 
 impl MemoryTokenStore {
@@ -21,11 +49,11 @@ impl MemoryTokenStore {
         Self::default()
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, TokenRecord>) -> R) -> R {
-        // A poisoned lock only means another thread panicked mid-update of a
-        // plain map; the map itself is still consistent.
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        // A poisoned lock only means another thread panicked mid-update of
+        // plain maps; they are still consistent.
         let mut guard = self
-            .records
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
@@ -39,22 +67,30 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        self.with(|map| {
-            if map.contains_key(&record.jti) {
+        self.with(|state| {
+            if state.records.contains_key(&record.jti) {
                 return Err(StoreError::new("insert", "duplicate jti"));
             }
-            map.insert(record.jti.clone(), record.clone());
+            let generation = state.generation(&record.user_id);
+            state
+                .records
+                .insert(record.jti.clone(), (record.clone(), generation));
             Ok(())
         })
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.with(|map| map.get(jti).cloned()))
+        Ok(self.with(|state| {
+            state
+                .records
+                .get(jti)
+                .map(|(r, generation)| state.effective(r, *generation))
+        }))
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        Ok(self.with(|map| match map.get_mut(jti) {
-            Some(r) if r.revoked_at.is_none() => {
+        Ok(self.with(|state| match state.records.get_mut(jti) {
+            Some((r, _)) if r.revoked_at.is_none() => {
                 r.revoked_at = Some(at);
                 true
             }
@@ -62,10 +98,57 @@ impl TokenStore for MemoryTokenStore {
         }))
     }
 
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        self.with(|state| {
+            let Some((parent, generation)) = state.records.get(parent_jti) else {
+                return Ok(Rotation::NotLive);
+            };
+            let generation = *generation;
+            let parent = state.effective(parent, generation);
+            if parent.token_type != super::TokenType::Refresh
+                || parent.revoked_at.is_some()
+                || parent.expires_at <= at
+            {
+                return Ok(Rotation::NotLive);
+            }
+            if let Some(consumed_at) = parent.consumed_at {
+                return Ok(Rotation::AlreadyConsumed {
+                    consumed_at,
+                    replaced_by: parent.replaced_by,
+                });
+            }
+            if state.records.contains_key(&child.jti) {
+                return Err(StoreError::new("rotate", "duplicate jti"));
+            }
+            if let Some((p, _)) = state.records.get_mut(parent_jti) {
+                p.consumed_at = Some(at);
+                p.replaced_by = Some(child.jti.clone());
+            }
+            state
+                .records
+                .insert(child.jti.clone(), (child.clone(), generation));
+            Ok(Rotation::Rotated)
+        })
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        self.with(|state| {
+            let entry = state.cutoffs.entry(user_id.to_owned()).or_insert((0, at));
+            entry.0 += 1;
+            entry.1 = at;
+        });
+        Ok(())
+    }
+
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        Ok(self.with(|map| {
+        Ok(self.with(|state| {
             let mut n = 0;
-            for r in map.values_mut() {
+            for (r, _) in state.records.values_mut() {
                 if r.family_id.as_deref() == Some(family_id) && r.revoked_at.is_none() {
                     r.revoked_at = Some(at);
                     n += 1;
@@ -81,9 +164,9 @@ impl TokenStore for MemoryTokenStore {
         except_family: Option<&str>,
         at: i64,
     ) -> Result<u64, StoreError> {
-        Ok(self.with(|map| {
+        Ok(self.with(|state| {
             let mut n = 0;
-            for r in map.values_mut() {
+            for (r, _) in state.records.values_mut() {
                 let kept = except_family.is_some() && r.family_id.as_deref() == except_family;
                 if r.user_id == user_id && r.revoked_at.is_none() && !kept {
                     r.revoked_at = Some(at);
@@ -95,11 +178,13 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
-        Ok(self.with(|map| {
-            let mut live: Vec<_> = map
+        Ok(self.with(|state| {
+            let mut live: Vec<_> = state
+                .records
                 .values()
-                .filter(|r| r.user_id == user_id && r.is_live(now))
-                .cloned()
+                .filter(|(r, _)| r.user_id == user_id)
+                .map(|(r, generation)| state.effective(r, *generation))
+                .filter(|r| r.is_live(now))
                 .collect();
             live.sort_by(|a, b| (a.issued_at, &a.jti).cmp(&(b.issued_at, &b.jti)));
             live
@@ -107,15 +192,16 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
-        Ok(self.with(|map| {
-            let doomed: Vec<String> = map
+        Ok(self.with(|state| {
+            let doomed: Vec<String> = state
+                .records
                 .values()
-                .filter(|r| r.expires_at < before)
+                .filter(|(r, _)| r.expires_at < before)
                 .take(batch as usize)
-                .map(|r| r.jti.clone())
+                .map(|(r, _)| r.jti.clone())
                 .collect();
             for jti in &doomed {
-                map.remove(jti);
+                state.records.remove(jti);
             }
             doomed.len() as u64
         }))

@@ -54,15 +54,84 @@ pub struct TokenRecord {
     pub issued_at: i64,
     /// Expiry time; the record may be purged after it.
     pub expires_at: i64,
-    /// When the token was revoked, if it was.
+    /// When the token was revoked, if it was: by itself, with its session,
+    /// or by a user-wide cut-off ([`TokenStore::cut_off_user`]).
     pub revoked_at: Option<i64>,
+    /// Refresh tokens: when the token was exchanged for its successor
+    /// ([`TokenStore::rotate`]). A consumed token is no longer live.
+    pub consumed_at: Option<i64>,
+    /// Refresh tokens: the `jti` of the refresh token that replaced it.
+    pub replaced_by: Option<String>,
+    /// Refresh tokens: the login session it carries, for session lists.
+    pub session: Option<SessionMeta>,
 }
 
+/// What a session list shows about a login: when it started and the
+/// client it came from, as the application gave them (never verified).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionMeta {
+    /// When the login happened (Unix seconds).
+    pub started_at: i64,
+    /// The client's `User-Agent`, as given, at most [`MAX_USER_AGENT_BYTES`].
+    pub user_agent: Option<String>,
+    /// The client's address, as given, at most [`MAX_IP_BYTES`].
+    pub ip: Option<String>,
+}
+
+/// Longest user agent a store keeps, in bytes; longer ones are cut.
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+/// Longest client address a store keeps, in bytes; longer ones are cut.
+pub const MAX_IP_BYTES: usize = 64;
+
 impl TokenRecord {
-    /// Whether the token may still be used at `now`.
-    pub fn is_live(&self, now: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at > now
+    /// A record of a token issued at `issued_at` and expiring at
+    /// `expires_at`, not revoked, not consumed, with no session metadata.
+    pub fn new(
+        jti: impl Into<String>,
+        token_type: TokenType,
+        user_id: impl Into<String>,
+        family_id: Option<String>,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        Self {
+            jti: jti.into(),
+            token_type,
+            user_id: user_id.into(),
+            family_id,
+            issued_at,
+            expires_at,
+            revoked_at: None,
+            consumed_at: None,
+            replaced_by: None,
+            session: None,
+        }
     }
+
+    /// Whether the token may still be used at `now`: not revoked, not
+    /// consumed by a rotation, not expired.
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.consumed_at.is_none() && self.expires_at > now
+    }
+}
+
+/// What [`TokenStore::rotate`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The parent was live; it is now consumed and the child is recorded.
+    /// Exactly one of any number of concurrent rotations of a parent wins.
+    Rotated,
+    /// The parent had been consumed already (a replay, or a concurrent
+    /// refresh that lost the race): nothing changed.
+    AlreadyConsumed {
+        /// When the parent was consumed.
+        consumed_at: i64,
+        /// The child that replaced it.
+        replaced_by: Option<String>,
+    },
+    /// The parent is unknown, not a refresh token, revoked (also by a
+    /// session or user-wide revocation) or expired: nothing changed.
+    NotLive,
 }
 
 /// Persistence of token records. Object safe: held as `Arc<dyn TokenStore>`.
@@ -89,6 +158,25 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Revokes one token; returns whether a live record changed.
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError>;
 
+    /// Exchanges the refresh token `parent_jti` for `child`, atomically: if
+    /// the parent is a live refresh token, marks it consumed at `at` (with
+    /// `replaced_by = child.jti`) and records `child` in the same step, so
+    /// that of any number of concurrent calls exactly one returns
+    /// [`Rotation::Rotated`] and only its child exists. The child inherits
+    /// the parent's standing against [`cut_off_user`](TokenStore::cut_off_user):
+    /// a cut-off made after the parent was issued also revokes the child.
+    ///
+    /// A parent that is revoked or expired gives [`Rotation::NotLive`] even
+    /// if it was also consumed; a consumed one gives
+    /// [`Rotation::AlreadyConsumed`]. The child is never recorded unless
+    /// the rotation happened.
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError>;
+
     /// Revokes every token of a login session; returns how many changed.
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError>;
 
@@ -101,8 +189,16 @@ pub trait TokenStore: Send + Sync + 'static {
         at: i64,
     ) -> Result<u64, StoreError>;
 
-    /// The user's tokens that are neither revoked nor expired at `now`,
-    /// oldest first.
+    /// Revokes every token issued to `user_id` so far, including those a
+    /// concurrent rotation is about to issue from an older refresh token,
+    /// with one write however many tokens the user has (a user-level
+    /// "not before" cut-off). Tokens issued after it are not affected.
+    /// [`get`](TokenStore::get) then reports the older tokens with
+    /// `revoked_at = Some(at)` (unless they were revoked earlier).
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError>;
+
+    /// The user's tokens that are neither revoked, consumed nor expired at
+    /// `now`, oldest first.
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError>;
 
     /// Deletes up to `batch` records that expired before `before`; returns
@@ -113,6 +209,34 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Why a rotation did not happen, from the parent's record as the store
+/// sees it after its conditional update changed nothing (shared by the
+/// stores whose rotation is "update, then look").
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
+    allow(dead_code)
+)]
+pub(crate) fn classify_unrotated(parent: Option<TokenRecord>, at: i64) -> Rotation {
+    match parent {
+        Some(p)
+            if p.token_type == TokenType::Refresh
+                && p.revoked_at.is_none()
+                && p.expires_at > at =>
+        {
+            match p.consumed_at {
+                Some(consumed_at) => Rotation::AlreadyConsumed {
+                    consumed_at,
+                    replaced_by: p.replaced_by,
+                },
+                // Live and unconsumed, yet the update missed it: a
+                // cut-off raced it. Either way it cannot be rotated now.
+                None => Rotation::NotLive,
+            }
+        }
+        _ => Rotation::NotLive,
+    }
 }
 
 /// Opens the token store named by a URL and brings its schema up to date.

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 
-use super::{MIGRATIONS_TABLE, TokenRecord, TokenStore};
+use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 
@@ -112,12 +112,16 @@ impl SqliteTokenStore {
     }
 }
 
-/// A unique-key failure while recording a migration another process applied.
+/// A failure that means another process applied the same migration
+/// meanwhile: a unique-key failure while recording it, or (for a
+/// migration that adds columns, which SQLite cannot guard with IF NOT
+/// EXISTS) a column that is already there. The failed transaction rolled
+/// back; running again re-reads which migrations are applied.
 fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = next {
         if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
-            if db.is_unique_violation() {
+            if db.is_unique_violation() || db.message().starts_with("duplicate column name") {
                 return true;
             }
         }
@@ -134,8 +138,26 @@ fn is_busy(err: &sqlx::Error) -> bool {
     }
 }
 
+/// A query over the records with the user's cut-off folded into
+/// `revoked_at` (see the migration `..._rotation_and_cutoffs`), followed by
+/// the given SQL (a `WHERE`...). A macro so the query stays a `&'static str`.
+macro_rules! select_record {
+    ($($tail:literal),+ $(,)?) => {
+        concat!(
+            "SELECT t.jti, t.token_type, t.user_id, t.family_id, t.issued_at, \
+             t.expires_at, t.consumed_at, t.replaced_by, t.session_started_at, t.user_agent, \
+             t.ip, COALESCE(t.revoked_at, \
+             CASE WHEN c.generation > t.generation THEN c.revoked_at END) AS revoked_at \
+             FROM fastcore_tokens t \
+             LEFT JOIN fastcore_user_cutoffs c ON c.user_id = t.user_id ",
+            $($tail),+
+        )
+    };
+}
+
 fn record_from_row(row: &SqliteRow) -> Result<TokenRecord, sqlx::Error> {
     let token_type: String = row.try_get("token_type")?;
+    let started_at: Option<i64> = row.try_get("session_started_at")?;
     Ok(TokenRecord {
         jti: row.try_get("jti")?,
         token_type: TokenType::from_str(&token_type).map_err(|_| sqlx::Error::ColumnDecode {
@@ -147,7 +169,54 @@ fn record_from_row(row: &SqliteRow) -> Result<TokenRecord, sqlx::Error> {
         issued_at: row.try_get("issued_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        consumed_at: row.try_get("consumed_at")?,
+        replaced_by: row.try_get("replaced_by")?,
+        session: match started_at {
+            Some(started_at) => Some(SessionMeta {
+                started_at,
+                user_agent: row.try_get("user_agent")?,
+                ip: row.try_get("ip")?,
+            }),
+            None => None,
+        },
     })
+}
+
+/// Inserts a record; `generation` is the user's current cut-off
+/// generation unless given (a rotation's child inherits its parent's).
+async fn insert_record<'e, E>(
+    executor: E,
+    r: &TokenRecord,
+    generation: Option<i64>,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let session = r.session.as_ref();
+    sqlx::query(
+        "INSERT INTO fastcore_tokens \
+         (jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at, \
+          consumed_at, replaced_by, session_started_at, user_agent, ip, generation) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, \
+          (SELECT generation FROM fastcore_user_cutoffs WHERE user_id = ?), 0))",
+    )
+    .bind(&r.jti)
+    .bind(r.token_type.as_str())
+    .bind(&r.user_id)
+    .bind(&r.family_id)
+    .bind(r.issued_at)
+    .bind(r.expires_at)
+    .bind(r.revoked_at)
+    .bind(r.consumed_at)
+    .bind(&r.replaced_by)
+    .bind(session.map(|s| s.started_at))
+    .bind(session.and_then(|s| s.user_agent.as_deref()))
+    .bind(session.and_then(|s| s.ip.as_deref()))
+    .bind(generation)
+    .bind(&r.user_id)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -157,33 +226,17 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO fastcore_tokens \
-             (jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.jti)
-        .bind(r.token_type.as_str())
-        .bind(&r.user_id)
-        .bind(&r.family_id)
-        .bind(r.issued_at)
-        .bind(r.expires_at)
-        .bind(r.revoked_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("insert", e))?;
-        Ok(())
+        insert_record(&self.pool, r, None)
+            .await
+            .map_err(|e| StoreError::new("insert", e))
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
-             FROM fastcore_tokens WHERE jti = ?",
-        )
-        .bind(jti)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("get", e))?;
+        let row = sqlx::query(select_record!("WHERE t.jti = ?"))
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::new("get", e))?;
         row.as_ref()
             .map(record_from_row)
             .transpose()
@@ -200,6 +253,63 @@ impl TokenStore for SqliteTokenStore {
         .await
         .map_err(|e| StoreError::new("revoke", e))?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        let err = |e| StoreError::new("rotate", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The conditional update is the first statement, so the transaction
+        // takes SQLite's write lock at once; of concurrent rotations exactly
+        // one finds the parent unconsumed.
+        let won: Option<i64> = sqlx::query_scalar(
+            "UPDATE fastcore_tokens SET consumed_at = ?, replaced_by = ? \
+             WHERE jti = ? AND token_type = 'refresh' AND consumed_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ? \
+             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
+                 WHERE c.user_id = fastcore_tokens.user_id), 0) \
+             RETURNING generation",
+        )
+        .bind(at)
+        .bind(&child.jti)
+        .bind(parent_jti)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        if let Some(generation) = won {
+            insert_record(&mut *tx, child, Some(generation))
+                .await
+                .map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            return Ok(Rotation::Rotated);
+        }
+        let row = sqlx::query(select_record!("WHERE t.jti = ?"))
+            .bind(parent_jti)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(err)?;
+        tx.rollback().await.map_err(err)?;
+        let parent = row.as_ref().map(record_from_row).transpose().map_err(err)?;
+        Ok(super::classify_unrotated(parent, at))
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fastcore_user_cutoffs (user_id, generation, revoked_at) VALUES (?, 1, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET generation = generation + 1, \
+             revoked_at = excluded.revoked_at",
+        )
+        .bind(user_id)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("cut_off_user", e))?;
+        Ok(())
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
@@ -237,12 +347,12 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
-             FROM fastcore_tokens \
-             WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
-             ORDER BY issued_at, jti",
-        )
+        let rows = sqlx::query(select_record!(
+            "WHERE t.user_id = ? AND t.revoked_at IS NULL \
+             AND t.consumed_at IS NULL AND t.expires_at > ? \
+             AND (c.generation IS NULL OR t.generation >= c.generation) \
+             ORDER BY t.issued_at, t.jti"
+        ))
         .bind(user_id)
         .bind(now)
         .fetch_all(&self.pool)
@@ -253,7 +363,6 @@ impl TokenStore for SqliteTokenStore {
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::new("list_live", e))
     }
-
     async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "DELETE FROM fastcore_tokens WHERE jti IN \

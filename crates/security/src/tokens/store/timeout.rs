@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{TokenRecord, TokenStore};
+use super::{Rotation, TokenRecord, TokenStore};
 use crate::error::StoreError;
 
 /// Wraps a [`TokenStore`] so every call fails with a [`StoreError`] after
@@ -55,6 +55,29 @@ impl TokenStore for TimeoutStore {
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
         bounded("revoke", self.timeout, self.inner.revoke(jti, at)).await
+    }
+
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        bounded(
+            "rotate",
+            self.timeout,
+            self.inner.rotate(parent_jti, child, at),
+        )
+        .await
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        bounded(
+            "cut_off_user",
+            self.timeout,
+            self.inner.cut_off_user(user_id, at),
+        )
+        .await
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
