@@ -26,15 +26,14 @@ const PROMPTLY: Duration = Duration::from_secs(8);
 
 fn live(jti: &str, user: &str, family: Option<&str>) -> TokenRecord {
     let now = common::now();
-    TokenRecord {
-        jti: jti.to_owned(),
-        token_type: TokenType::Access,
-        user_id: user.to_owned(),
-        family_id: family.map(str::to_owned),
-        issued_at: now - 60,
-        expires_at: now + 3600,
-        revoked_at: None,
-    }
+    TokenRecord::new(
+        jti,
+        TokenType::Access,
+        user,
+        family.map(str::to_owned),
+        now - 60,
+        now + 3600,
+    )
 }
 
 /// A blocking connection to the test Redis, to look at keys directly.
@@ -120,10 +119,17 @@ async fn connect_store_gives_a_redis_store_that_security_uses_end_to_end() {
         .validate_token(&refreshed.access_token, Some(TokenType::Access))
         .await
         .unwrap();
-    let _cleanup_third = DefaultPrefixKeys(vec![format!("fastcore:tok:{}", third.jti)]);
+    let rotated = security
+        .decode_token(&refreshed.refresh_token)
+        .unwrap();
+    let _cleanup_third = DefaultPrefixKeys(vec![
+        format!("fastcore:tok:{}", third.jti),
+        format!("fastcore:tok:{}", rotated.jti),
+    ]);
 
-    // Logout ends the whole session: both tokens and the refreshed one.
-    assert_eq!(security.logout(&pair.access_token).await.unwrap(), 3);
+    // Logout ends the whole session: the login's two tokens (its refresh
+    // token consumed by the rotation) and the rotated pair.
+    assert_eq!(security.logout(&pair.access_token).await.unwrap(), 4);
     for token in [&pair.access_token, &refreshed.access_token] {
         let err = security
             .validate_token(token, Some(TokenType::Access))
