@@ -26,15 +26,14 @@ const PROMPTLY: Duration = Duration::from_secs(8);
 
 fn live(jti: &str, user: &str, family: Option<&str>) -> TokenRecord {
     let now = common::now();
-    TokenRecord {
-        jti: jti.to_owned(),
-        token_type: TokenType::Access,
-        user_id: user.to_owned(),
-        family_id: family.map(str::to_owned),
-        issued_at: now - 60,
-        expires_at: now + 3600,
-        revoked_at: None,
-    }
+    TokenRecord::new(
+        jti,
+        TokenType::Access,
+        user,
+        family.map(str::to_owned),
+        now - 60,
+        now + 3600,
+    )
 }
 
 /// A blocking connection to the test Redis, to look at keys directly.
@@ -120,10 +119,17 @@ async fn connect_store_gives_a_redis_store_that_security_uses_end_to_end() {
         .validate_token(&refreshed.access_token, Some(TokenType::Access))
         .await
         .unwrap();
-    let _cleanup_third = DefaultPrefixKeys(vec![format!("fastcore:tok:{}", third.jti)]);
+    let rotated = security
+        .decode_token(&refreshed.refresh_token)
+        .unwrap();
+    let _cleanup_third = DefaultPrefixKeys(vec![
+        format!("fastcore:tok:{}", third.jti),
+        format!("fastcore:tok:{}", rotated.jti),
+    ]);
 
-    // Logout ends the whole session: both tokens and the refreshed one.
-    assert_eq!(security.logout(&pair.access_token).await.unwrap(), 3);
+    // Logout ends the whole session: the login's two tokens (its refresh
+    // token consumed by the rotation) and the rotated pair.
+    assert_eq!(security.logout(&pair.access_token).await.unwrap(), 4);
     for token in [&pair.access_token, &refreshed.access_token] {
         let err = security
             .validate_token(token, Some(TokenType::Access))
@@ -723,4 +729,366 @@ fn test_prefixes_are_unique_and_glob_free() {
     let b = TestPrefix::new(&redis_url());
     assert_ne!(a.prefix(), b.prefix());
     assert!(!a.prefix().contains(['*', '?', '[', ']', '\\']));
+}
+
+// ---------------------------------------------------------------------
+// Rotation and user-wide cut-offs: what the Redis store writes for them.
+// ---------------------------------------------------------------------
+
+/// A refresh token of `user`'s session `family`, expiring `ttl` seconds
+/// from now, with session metadata whose values look like key syntax.
+fn session_refresh(jti: &str, user: &str, family: &str, ttl: i64) -> TokenRecord {
+    let now = common::now();
+    let mut r = TokenRecord::new(
+        jti,
+        TokenType::Refresh,
+        user,
+        Some(family.to_owned()),
+        now - 60,
+        now + ttl,
+    );
+    r.session = Some(fastcore_security::SessionMeta {
+        started_at: now - 3600,
+        user_agent: Some("Mozilla/5.0 (ü; 🙂) user:x tok:* %s \0 end".into()),
+        ip: Some("fe80::1%eth0".into()),
+    });
+    r
+}
+
+/// The access token of `user` expiring `ttl` seconds from now.
+fn access_for(jti: &str, user: &str, family: Option<&str>, ttl: i64) -> TokenRecord {
+    let now = common::now();
+    TokenRecord::new(
+        jti,
+        TokenType::Access,
+        user,
+        family.map(str::to_owned),
+        now - 60,
+        now + ttl,
+    )
+}
+
+fn hget(con: &mut redis::Connection, key: &str, field: &str) -> Option<String> {
+    redis::cmd("HGET").arg(key).arg(field).query(con).unwrap()
+}
+
+/// A rotation writes the child as an insert would (record, indexes,
+/// expiries) and marks the parent consumed; the consumed parent stays in
+/// the indexes, so revoking the user still reaches it and a replay then
+/// reads as not live.
+#[tokio::test]
+async fn rotation_writes_the_child_like_an_insert_and_keeps_the_spent_parent_indexed() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let grace = RedisTokenStore::RECORD_GRACE_SECS;
+    let parent = session_refresh("p:1", "u:%", "f%", 3600);
+    let mut child = session_refresh("c:1", "u:%", "f%", 7200);
+    child.session.as_mut().unwrap().user_agent = Some(String::new());
+    store.insert(&parent).await.unwrap();
+    assert_eq!(
+        store.rotate("p:1", &child, now).await.unwrap(),
+        fastcore_security::Rotation::Rotated
+    );
+
+    let mut con = inspect();
+    let close_to = |got: i64, want: i64| (want - 5..=want).contains(&got);
+    assert!(close_to(
+        ttl(&mut con, &format!("{p}tok:c:1")),
+        7200 + grace
+    ));
+    for index in ["user:u:%", "fam:f%", "exp"] {
+        let left = ttl(&mut con, &format!("{p}{index}"));
+        assert!(close_to(left, 7200 + grace), "{index}: {left}");
+    }
+    assert_eq!(
+        sorted(members(&mut con, &format!("{p}user:u:%"))),
+        ["c:1", "p:1"]
+    );
+    assert_eq!(
+        sorted(members(&mut con, &format!("{p}fam:f%"))),
+        ["c:1", "p:1"]
+    );
+    // Without a cut-off, no generation is written.
+    assert_eq!(hget(&mut con, &format!("{p}tok:c:1"), "gen"), None);
+
+    // Every field comes back, the empty user agent too.
+    assert_eq!(store.get("c:1").await.unwrap(), Some(child.clone()));
+    let spent = store.get("p:1").await.unwrap().unwrap();
+    assert_eq!(spent.consumed_at, Some(now));
+    assert_eq!(spent.replaced_by.as_deref(), Some("c:1"));
+    assert_eq!(spent.session, parent.session);
+    let live: Vec<_> = store
+        .list_live("u:%", now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(live, ["c:1"]);
+
+    // Revoking the user reaches the spent parent too.
+    assert_eq!(store.revoke_user("u:%", None, now).await.unwrap(), 2);
+    assert!(!exists(&mut con, &format!("{p}user:u:%")));
+    assert!(!exists(&mut con, &format!("{p}fam:f%")));
+    assert_eq!(
+        store
+            .rotate("p:1", &session_refresh("c:2", "u:%", "f%", 60), now)
+            .await
+            .unwrap(),
+        fastcore_security::Rotation::NotLive
+    );
+    assert!(!exists(&mut con, &format!("{p}tok:c:2")));
+}
+
+/// Rotations through separate connections (instances sharing one Redis)
+/// still let exactly one win, and only its child is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_rotations_from_several_instances_let_exactly_one_win() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let now = common::now();
+    store
+        .insert(&session_refresh("p", "u", "f", 3600))
+        .await
+        .unwrap();
+    let mut instances = vec![store.clone()];
+    for _ in 0..3 {
+        instances.push(
+            RedisTokenStore::connect_with_prefix(&redis_url(), prefix.prefix())
+                .await
+                .unwrap(),
+        );
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let store = instances[i % instances.len()].clone();
+        tasks.spawn(async move {
+            let child = session_refresh(&format!("c-{i}"), "u", "f", 3600);
+            (i, store.rotate("p", &child, now).await.unwrap())
+        });
+    }
+    let results = tasks.join_all().await;
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(_, r)| *r == fastcore_security::Rotation::Rotated)
+        .map(|(i, _)| format!("c-{i}"))
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let expected = fastcore_security::Rotation::AlreadyConsumed {
+        consumed_at: now,
+        replaced_by: Some(winners[0].clone()),
+    };
+    assert!(
+        results
+            .iter()
+            .all(|(_, r)| *r == fastcore_security::Rotation::Rotated || *r == expected),
+        "{results:?}"
+    );
+    let mut con = inspect();
+    let p = prefix.prefix();
+    let indexed = sorted(vec!["p".to_owned(), winners[0].clone()]);
+    assert_eq!(sorted(members(&mut con, &format!("{p}user:u"))), indexed);
+    for i in 0..64 {
+        let jti = format!("c-{i}");
+        assert_eq!(
+            exists(&mut con, &format!("{p}tok:{jti}")),
+            jti == winners[0]
+        );
+    }
+}
+
+/// The cut-off key lives as long as the tokens it can revoke: at a
+/// cut-off, as long as the user's longest-lived unrevoked token; tokens
+/// issued later (under the new generation) extend it, shorter ones never
+/// shorten it; without tokens it goes after the grace period; with a token
+/// that never expires it does not either.
+#[tokio::test]
+async fn the_cut_off_key_lives_as_long_as_the_tokens_it_can_revoke() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let grace = RedisTokenStore::RECORD_GRACE_SECS;
+    let close_to = |got: i64, want: i64| (want - 5..=want).contains(&got);
+    let mut con = inspect();
+    let cut = format!("{p}ucut:u");
+
+    store
+        .insert(&access_for("short", "u", None, 100))
+        .await
+        .unwrap();
+    store
+        .insert(&session_refresh("long", "u", "f", 5000))
+        .await
+        .unwrap();
+    // A revoked token needs no cut-off key: it does not count.
+    let mut revoked = access_for("revoked", "u", None, 50_000);
+    revoked.revoked_at = Some(now);
+    store.insert(&revoked).await.unwrap();
+    assert!(!exists(&mut con, &cut), "no key before the first cut-off");
+    store.cut_off_user("u", now).await.unwrap();
+    assert!(close_to(ttl(&mut con, &cut), 5000 + grace));
+    assert_eq!(hget(&mut con, &cut, "gen").as_deref(), Some("1"));
+    assert_eq!(hget(&mut con, &cut, "revoked"), Some(now.to_string()));
+
+    // Issued after the cut-off: the new generation, and the key outlives it.
+    store
+        .insert(&access_for("later", "u", None, 9000))
+        .await
+        .unwrap();
+    assert_eq!(
+        hget(&mut con, &format!("{p}tok:later"), "gen").as_deref(),
+        Some("1")
+    );
+    assert!(close_to(ttl(&mut con, &cut), 9000 + grace));
+    store
+        .insert(&access_for("brief", "u", None, 10))
+        .await
+        .unwrap();
+    assert!(
+        close_to(ttl(&mut con, &cut), 9000 + grace),
+        "never shortened"
+    );
+    // A rotated child inherits the generation and extends the key too.
+    store
+        .insert(&session_refresh("r", "u", "g", 60))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate("r", &session_refresh("r2", "u", "g", 20_000), now)
+            .await
+            .unwrap(),
+        fastcore_security::Rotation::Rotated
+    );
+    assert_eq!(
+        hget(&mut con, &format!("{p}tok:r2"), "gen").as_deref(),
+        Some("1")
+    );
+    assert!(close_to(ttl(&mut con, &cut), 20_000 + grace));
+    // A second cut-off keeps it as long as that, and revokes them all.
+    store.cut_off_user("u", now + 1).await.unwrap();
+    assert_eq!(hget(&mut con, &cut, "gen").as_deref(), Some("2"));
+    assert!(close_to(ttl(&mut con, &cut), 20_000 + grace));
+    for jti in ["short", "long", "later", "brief", "r2"] {
+        let record = store.get(jti).await.unwrap().unwrap();
+        assert_eq!(record.revoked_at, Some(now + 1), "{jti}");
+    }
+    assert_eq!(
+        store.get("revoked").await.unwrap().unwrap().revoked_at,
+        Some(now)
+    );
+
+    // A user without tokens: the key goes after the grace period.
+    store.cut_off_user("nobody", now).await.unwrap();
+    assert!(close_to(ttl(&mut con, &format!("{p}ucut:nobody")), grace));
+    // A token that never expires: neither does its user's cut-off.
+    store
+        .insert(&access_for("forever", "w", None, i64::MAX / 2 - now))
+        .await
+        .unwrap();
+    store.cut_off_user("w", now).await.unwrap();
+    assert_eq!(ttl(&mut con, &format!("{p}ucut:w")), -1);
+    assert_eq!(
+        store.get("forever").await.unwrap().unwrap().revoked_at,
+        Some(now)
+    );
+}
+
+/// Tokens a cut-off revoked are revoked already: revoking them again (by
+/// token, session or user) counts nothing and keeps the cut-off's time,
+/// and walks take them out of the indexes. They still read as revoked
+/// afterwards, and tokens issued after the cut-off are revoked as usual.
+#[tokio::test]
+async fn tokens_a_cut_off_revoked_keep_its_time_and_leave_the_indexes() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let mut con = inspect();
+    let user = format!("{p}user:u");
+    for r in [
+        access_for("a1", "u", Some("A"), 3600),
+        session_refresh("a2", "u", "A", 3600),
+        access_for("b1", "u", Some("B"), 3600),
+        access_for("n1", "u", None, 3600),
+        access_for("n2", "u", None, 3600),
+    ] {
+        store.insert(&r).await.unwrap();
+    }
+    store.cut_off_user("u", now).await.unwrap();
+    store
+        .insert(&access_for("after", "u", Some("A"), 3600))
+        .await
+        .unwrap();
+
+    // A walk drops them from the user's and their sessions' indexes.
+    let live: Vec<_> = store
+        .list_live("u", now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.jti)
+        .collect();
+    assert_eq!(live, ["after"]);
+    assert_eq!(members(&mut con, &user), ["after"]);
+    assert_eq!(members(&mut con, &format!("{p}fam:A")), ["after"]);
+    assert!(!exists(&mut con, &format!("{p}fam:B")));
+    // Revoking them again changes and counts nothing.
+    assert!(!store.revoke("n1", now + 5).await.unwrap());
+    assert_eq!(store.revoke_family("B", now + 5).await.unwrap(), 0);
+    assert_eq!(store.revoke_family("A", now + 5).await.unwrap(), 1, "after");
+    assert!(!exists(&mut con, &user));
+    for jti in ["a1", "a2", "b1", "n1", "n2"] {
+        let record = store.get(jti).await.unwrap().unwrap();
+        assert_eq!(record.revoked_at, Some(now), "{jti}");
+    }
+    assert_eq!(
+        store.get("after").await.unwrap().unwrap().revoked_at,
+        Some(now + 5)
+    );
+    assert_eq!(store.revoke_user("u", None, now + 6).await.unwrap(), 0);
+}
+
+/// User ids that look like key syntax, or like another kind's key, name
+/// their own cut-off only.
+#[tokio::test]
+async fn a_cut_off_names_its_user_only() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let now = common::now();
+    let ids = ["x", "x*", "*", "x?", "ucut:x", "user:x", "x:y", "", "ü%"];
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .insert(&access_for(&format!("k-{i}"), id, Some(id), 3600))
+            .await
+            .unwrap();
+    }
+    store.cut_off_user("x*", now).await.unwrap();
+    store.cut_off_user("ucut:x", now).await.unwrap();
+    store.cut_off_user("", now).await.unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let revoked = store
+            .get(&format!("k-{i}"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some();
+        assert_eq!(revoked, ["x*", "ucut:x", ""].contains(id), "{id:?}");
+        assert_eq!(
+            store.list_live(id, now).await.unwrap().is_empty(),
+            revoked,
+            "{id:?}"
+        );
+    }
+    let mut con = inspect();
+    assert!(exists(&mut con, &format!("{}ucut:ucut:x", prefix.prefix())));
 }

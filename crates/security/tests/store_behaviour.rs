@@ -780,6 +780,15 @@ mod suite {
         assert_eq!(revoked_at(&store, "new").await, Some(NOW + 10));
         assert_eq!(revoked_at(&store, "a").await, Some(NOW - 5));
         assert!(live_jtis(&store, "u").await.is_empty());
+        // What a cut-off revoked counts as revoked: revoking it again by
+        // token, session or user changes nothing and keeps its time.
+        insert_all(&store, &[live("late", "u", Some("L"))]).await;
+        store.cut_off_user("u", NOW + 20).await.unwrap();
+        assert!(!store.revoke("late", NOW + 30).await.unwrap());
+        assert_eq!(store.revoke_family("L", NOW + 30).await.unwrap(), 0);
+        assert_eq!(store.revoke_user("u", None, NOW + 30).await.unwrap(), 0);
+        assert_eq!(store.revoke_user("u", Some("X"), NOW + 30).await.unwrap(), 0);
+        assert_eq!(revoked_at(&store, "late").await, Some(NOW + 20));
         // A user without tokens can be cut off (idempotent, no error).
         store.cut_off_user("nobody", NOW).await.unwrap();
         store.cut_off_user("nobody", NOW).await.unwrap();

@@ -23,6 +23,13 @@ struct State {
     cutoffs: HashMap<String, (u64, i64)>,
 }
 
+/// Whether a cut-off revoked a record issued under `generation`.
+fn cut_off(cutoffs: &HashMap<String, (u64, i64)>, record: &TokenRecord, generation: u64) -> bool {
+    cutoffs
+        .get(&record.user_id)
+        .is_some_and(|(current, _)| generation < *current)
+}
+
 impl State {
     fn generation(&self, user_id: &str) -> u64 {
         self.cutoffs.get(user_id).map_or(0, |(g, _)| *g)
@@ -90,7 +97,7 @@ impl TokenStore for MemoryTokenStore {
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
         Ok(self.with(|state| match state.records.get_mut(jti) {
-            Some((r, _)) if r.revoked_at.is_none() => {
+            Some((r, g)) if r.revoked_at.is_none() && !cut_off(&state.cutoffs, r, *g) => {
                 r.revoked_at = Some(at);
                 true
             }
@@ -148,8 +155,11 @@ impl TokenStore for MemoryTokenStore {
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
         Ok(self.with(|state| {
             let mut n = 0;
-            for (r, _) in state.records.values_mut() {
-                if r.family_id.as_deref() == Some(family_id) && r.revoked_at.is_none() {
+            for (r, g) in state.records.values_mut() {
+                if r.family_id.as_deref() == Some(family_id)
+                    && r.revoked_at.is_none()
+                    && !cut_off(&state.cutoffs, r, *g)
+                {
                     r.revoked_at = Some(at);
                     n += 1;
                 }
@@ -166,9 +176,13 @@ impl TokenStore for MemoryTokenStore {
     ) -> Result<u64, StoreError> {
         Ok(self.with(|state| {
             let mut n = 0;
-            for (r, _) in state.records.values_mut() {
+            for (r, g) in state.records.values_mut() {
                 let kept = except_family.is_some() && r.family_id.as_deref() == except_family;
-                if r.user_id == user_id && r.revoked_at.is_none() && !kept {
+                if r.user_id == user_id
+                    && r.revoked_at.is_none()
+                    && !kept
+                    && !cut_off(&state.cutoffs, r, *g)
+                {
                     r.revoked_at = Some(at);
                     n += 1;
                 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
 
-use super::{TokenRecord, TokenStore};
+use super::{Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 
@@ -37,10 +37,14 @@ const RECONNECT_RETRIES: usize = 1;
 /// walk the tokens that are still usable and nothing else: every script
 /// that revokes a token takes it out of both, and a revoked record is
 /// never added. (`get` reads the record itself, which keeps its `revoked`
-/// field until it expires.) Members whose record Redis has dropped, or is
-/// about to, are trimmed by the server's clock before each walk, never by
-/// a time the caller passes: a caller's clock ahead of the server's must
-/// not take live tokens out of the index that revocation walks.
+/// field until it expires.) A consumed refresh token stays in both, since
+/// it is not revoked: revoking its session or user still marks it, so that
+/// a later replay of it reads as revoked. A token a user-wide cut-off
+/// revoked leaves them when a walk comes across it. Members whose record
+/// Redis has dropped, or is about to, are trimmed by the server's clock
+/// before each walk, never by a time the caller passes: a caller's clock
+/// ahead of the server's must not take live tokens out of the index that
+/// revocation walks.
 ///
 /// `TIME` makes a script non-deterministic; Redis 5+ replicates a script's
 /// effects rather than its text, and `replicate_commands` asks older
@@ -61,6 +65,22 @@ local function expire_after(key, exp)
     redis.call('PERSIST', key)
   else
     redis.call('EXPIREAT', key, string.format('%.0f', at))
+  end
+end
+-- When an existing key expires, in Unix milliseconds: nil if it never
+-- does, 0 if there is no such key.
+local function expires_ms(key, now_ms)
+  local ttl = redis.call('PTTL', key)
+  if ttl == -1 then return nil end
+  if ttl == -2 then return 0 end
+  return now_ms + ttl
+end
+-- Keeps an existing key until at least GRACE seconds after `exp`; never
+-- brings its expiry closer, never creates it.
+local function outlive(key, exp, now_ms)
+  local until_ms = expires_ms(key, now_ms)
+  if until_ms and until_ms > 0 and until_ms < (tonumber(exp) + GRACE) * 1000 then
+    expire_after(key, exp)
   end
 end
 -- Drops the members whose record Redis has dropped (expired more than
@@ -105,52 +125,182 @@ local function removals()
   end
   return self
 end
+
+-- A record's fields, in the order `record_from_fields` reads them, then
+-- `gen`: the user's cut-off generation the token was issued under (absent
+-- for 0), which no reply carries.
+local FIELDS = {'type', 'user', 'family', 'iat', 'exp', 'revoked', 'consumed',
+  'replaced', 'sstart', 'ua', 'ip', 'gen'}
+local F_TYPE, F_USER, F_EXP, F_REVOKED, F_CONSUMED, F_REPLACED, F_GEN =
+  1, 2, 5, 6, 7, 8, 12
+local function generation(value)
+  return tonumber(value or 0) or 0
+end
+-- A user's cut-off: its generation (0 without one) and when it was made.
+local function cutoff(key)
+  local c = redis.call('HMGET', key, 'gen', 'revoked')
+  return generation(c[1]), c[2]
+end
+-- A record's fields (FIELDS), or false if there is none. A record issued
+-- under an older generation than its user's reads as revoked when the
+-- latest cut-off was made, unless it was revoked itself.
+local function read(key, cut_base)
+  local f = redis.call('HMGET', key, unpack(FIELDS))
+  local found = false
+  for i = 1, #FIELDS do
+    if f[i] then found = true break end
+  end
+  if not found then return false end
+  if not f[F_REVOKED] and f[F_USER] then
+    local gen, at = cutoff(cut_base .. f[F_USER])
+    if generation(f[F_GEN]) < gen then f[F_REVOKED] = at end
+  end
+  return f
+end
+-- Records a token under the cut-off generation `gen`: `fields` are its
+-- field/value pairs. Indexes it unless it is revoked, and then keeps its
+-- user's cut-off key (if it has one) at least as long as the record, so
+-- that the generation the record depends on cannot expire under it.
+local function put(k, jti, exp, revoked, fields, gen, now_s, now_ms)
+  if gen > 0 then
+    fields[#fields + 1] = 'gen'
+    fields[#fields + 1] = tostring(gen)
+  end
+  redis.call('HSET', k.record, unpack(fields))
+  expire_after(k.record, exp)
+  add_to_index(k.expiry, exp, jti, now_s)
+  if not revoked then
+    add_to_index(k.user, exp, jti, now_s)
+    if k.family then add_to_index(k.family, exp, jti, now_s) end
+    if gen > 0 then outlive(k.cut, exp, now_ms) end
+  end
+end
 ";
 
-/// KEYS: record, user index, expiry index, [family index].
-/// ARGV: jti, type, user, iat, exp, revoked_at or '', [family].
-/// Returns 0 for a duplicate jti, 1 when stored, 2 when already past its
-/// grace period (and so not kept). A record inserted revoked goes into the
-/// expiry index only.
+/// KEYS: record, user index, expiry index, user's cut-off, [family index].
+/// ARGV: jti, exp, '1' if revoked else '0', then the record's field/value
+/// pairs. Returns 0 for a duplicate jti, 1 when stored, 2 when already
+/// past its grace period (and so not kept). A record inserted revoked goes
+/// into the expiry index only. The record gets the user's current cut-off
+/// generation in the same step, so a cut-off is either before it (and
+/// does not touch it) or after it (and revokes it).
 const LUA_INSERT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local now_s, now_ms = server_now()
-if (tonumber(ARGV[5]) + GRACE) * 1000 <= now_ms then return 2 end
-redis.call('HSET', KEYS[1], 'type', ARGV[2], 'user', ARGV[3], 'iat', ARGV[4], 'exp', ARGV[5])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'revoked', ARGV[6]) end
-if KEYS[4] then redis.call('HSET', KEYS[1], 'family', ARGV[7]) end
-expire_after(KEYS[1], ARGV[5])
-add_to_index(KEYS[3], ARGV[5], ARGV[1], now_s)
-if ARGV[6] == '' then
-  add_to_index(KEYS[2], ARGV[5], ARGV[1], now_s)
-  if KEYS[4] then add_to_index(KEYS[4], ARGV[5], ARGV[1], now_s) end
+if (tonumber(ARGV[2]) + GRACE) * 1000 <= now_ms then return 2 end
+local keys = {record = KEYS[1], user = KEYS[2], expiry = KEYS[3], cut = KEYS[4], family = KEYS[5]}
+put(keys, ARGV[1], ARGV[2], ARGV[3] == '1', {unpack(ARGV, 4)}, cutoff(KEYS[4]), now_s, now_ms)
+return 1
+";
+
+/// KEYS: record. ARGV: cut-off key prefix.
+/// Returns the record's fields (as `record_from_fields` reads them) with
+/// the user's cut-off folded into `revoked`, or nil.
+const LUA_GET: &str = r"
+local f = read(KEYS[1], ARGV[1])
+if not f then return false end
+f[F_GEN] = nil
+return f
+";
+
+/// KEYS: record. ARGV: jti, at, user index prefix, family index prefix,
+/// cut-off key prefix. Returns 1 if the record was not revoked before (by
+/// itself or by a cut-off, whose time it keeps).
+const LUA_REVOKE: &str = r"
+local f = read(KEYS[1], ARGV[5])
+if not f then return 0 end
+local changed = 0
+if not f[F_REVOKED] then
+  redis.call('HSET', KEYS[1], 'revoked', ARGV[2])
+  changed = 1
+end
+unindex(ARGV[3], ARGV[4], ARGV[1], f[F_USER], f[3])
+return changed
+";
+
+/// KEYS: parent record, child record, child's user index, expiry index,
+/// child user's cut-off, [child's family index].
+/// ARGV: at, cut-off key prefix, the refresh type's name, child jti, child
+/// exp, '1' if the child is revoked else '0', then the child's field/value
+/// pairs. Returns `{code, consumed_at, replaced_by}`: code 0 not live, 1
+/// already consumed, 2 rotated, 3 the child's jti exists.
+///
+/// The child inherits the parent's generation (which is its user's
+/// current one, or the parent would read as revoked), so a cut-off made
+/// after this script revokes it like its parent. A child for another user
+/// (not what rotation is for) gets that user's current generation instead.
+const LUA_ROTATE: &str = r"
+local p = read(KEYS[1], ARGV[2])
+if not p or p[F_TYPE] ~= ARGV[3] or p[F_REVOKED] or not p[F_USER]
+    or tonumber(p[F_EXP]) <= tonumber(ARGV[1]) then
+  return {0, false, false}
+end
+if p[F_CONSUMED] then return {1, p[F_CONSUMED], p[F_REPLACED]} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {3, false, false} end
+redis.call('HSET', KEYS[1], 'consumed', ARGV[1], 'replaced', ARGV[4])
+local now_s, now_ms = server_now()
+-- Like insert, a child already past its grace period is not kept.
+if (tonumber(ARGV[5]) + GRACE) * 1000 > now_ms then
+  local gen = generation(p[F_GEN])
+  if ARGV[2] .. p[F_USER] ~= KEYS[5] then gen = cutoff(KEYS[5]) end
+  local keys = {record = KEYS[2], user = KEYS[3], expiry = KEYS[4], cut = KEYS[5], family = KEYS[6]}
+  put(keys, ARGV[4], ARGV[5], ARGV[6] == '1', {unpack(ARGV, 7)}, gen, now_s, now_ms)
+end
+return {2, false, false}
+";
+
+/// KEYS: user's cut-off, user index. ARGV: at.
+///
+/// One write: the generation goes up, and every record issued under an
+/// older one reads as revoked at `at` (see `read`); records issued from
+/// now on get the new generation. The key must outlive every record it
+/// revokes, or those would come back to life when it expires; it must not
+/// live forever either. The records it can revoke that are not revoked by
+/// themselves are exactly the members of the user index (every unrevoked
+/// record is one), and the index expires with its longest-lived member, so
+/// the key expires no earlier than the index does now, nor earlier than it
+/// would have anyway (it may already cover records a walk has since taken
+/// out of the index). Records issued later under the new generation extend
+/// it as they are written (`put`), so it also outlives them: should it
+/// expire, no record with a generation above 0 is left and counting starts
+/// over at 0 safely. A user with no unrevoked token keeps the key for
+/// GRACE seconds only. (The SQL stores keep the row for good; here it is a
+/// few bytes per user for as long as their tokens last.)
+const LUA_CUT_OFF: &str = r"
+local _, now_ms = server_now()
+local mine, index = expires_ms(KEYS[1], now_ms), expires_ms(KEYS[2], now_ms)
+redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('HSET', KEYS[1], 'revoked', ARGV[1])
+if not mine or not index then
+  redis.call('PERSIST', KEYS[1])
+else
+  local until_ms = math.max(mine, index, now_ms + GRACE * 1000)
+  redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', until_ms))
 end
 return 1
 ";
 
-/// KEYS: record. ARGV: jti, at, user index prefix, family index prefix.
-/// Returns 1 if the record was not revoked before.
-/// (HSETNX alone would create a record for an unknown jti.)
-const LUA_REVOKE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local changed = redis.call('HSETNX', KEYS[1], 'revoked', ARGV[2])
-local f = redis.call('HMGET', KEYS[1], 'user', 'family')
-unindex(ARGV[3], ARGV[4], ARGV[1], f[1], f[2])
-return changed
-";
-
 /// KEYS: family index. ARGV: record key prefix, at, family id, user index
-/// prefix. The record's own `family` is checked: an index member may be
-/// stale. Every member leaves the index: revoked, already revoked, or stale.
+/// prefix, cut-off key prefix. The record's own `family` is checked: an
+/// index member may be stale. Every member leaves the index: revoked,
+/// already revoked (by itself or by its user's cut-off), or stale.
 const LUA_REVOKE_FAMILY: &str = r"
 local now_s = server_now()
 trim(KEYS[1], now_s)
-local n, gone = 0, removals()
+local n, gone, cuts = 0, removals(), {}
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
-  local f = redis.call('HMGET', key, 'user', 'family')
+  local f = redis.call('HMGET', key, 'user', 'family', 'revoked', 'gen')
   if f[2] == ARGV[3] then
-    n = n + redis.call('HSETNX', key, 'revoked', ARGV[2])
+    local revoked = f[3]
+    if not revoked and f[1] then
+      if not cuts[f[1]] then cuts[f[1]] = cutoff(ARGV[5] .. f[1]) end
+      revoked = generation(f[4]) < cuts[f[1]]
+    end
+    if not revoked then
+      redis.call('HSET', key, 'revoked', ARGV[2])
+      n = n + 1
+    end
     if f[1] then gone.add(ARGV[4] .. f[1], jti) end
   end
 end
@@ -159,25 +309,34 @@ redis.call('UNLINK', KEYS[1])
 return n
 ";
 
-/// KEYS: user index. ARGV: record key prefix, at, user id,
+/// KEYS: user index, user's cut-off. ARGV: record key prefix, at, user id,
 /// '1' if a session is kept else '0', the kept session, family index prefix.
 /// Only the kept session's unrevoked tokens stay in the index (without a
 /// kept session, every member leaves, so the index is deleted whole).
+/// Tokens the user's cut-off revoked are not revoked again (they keep its
+/// time and do not count) but leave the indexes.
 const LUA_REVOKE_USER: &str = r"
 local now_s = server_now()
 trim(KEYS[1], now_s)
+local cut = cutoff(KEYS[2])
 local keep = ARGV[4] == '1'
 local n, gone = 0, removals()
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
-  local f = redis.call('HMGET', key, 'user', 'family', 'revoked')
+  local f = redis.call('HMGET', key, 'user', 'family', 'revoked', 'gen')
   if f[1] ~= ARGV[3] then
     -- Stale: the record is gone, or is another user's.
     if keep then gone.add(KEYS[1], jti) end
-  elseif not (keep and f[2] == ARGV[5] and not f[3]) then
-    n = n + redis.call('HSETNX', key, 'revoked', ARGV[2])
-    if keep then gone.add(KEYS[1], jti) end
-    if f[2] then gone.add(ARGV[6] .. f[2], jti) end
+  else
+    local revoked = f[3] or generation(f[4]) < cut
+    if not (keep and f[2] == ARGV[5] and not revoked) then
+      if not revoked then
+        redis.call('HSET', key, 'revoked', ARGV[2])
+        n = n + 1
+      end
+      if keep then gone.add(KEYS[1], jti) end
+      if f[2] then gone.add(ARGV[6] .. f[2], jti) end
+    end
   end
 end
 gone.run()
@@ -186,24 +345,27 @@ if not keep then redis.call('UNLINK', KEYS[1]) end
 return n
 ";
 
-/// KEYS: user index. ARGV: record key prefix, now, user id, family index
-/// prefix. Returns `{jti, type, user, family, iat, exp}` per live record,
-/// unordered. Walks the members that expire after `now`; on the way it
-/// drops stale members and revoked ones (which a store of an earlier
-/// version left in the index).
+/// KEYS: user index, user's cut-off. ARGV: record key prefix, now, user
+/// id, family index prefix. Returns `{jti, fields...}` (as
+/// `record_from_fields` reads them) per live record, unordered. Walks the
+/// members that expire after `now`; on the way it drops stale members and
+/// revoked ones (by the user's cut-off, or by themselves: a store of an
+/// earlier version left those in the index). Consumed refresh tokens are
+/// not live, but stay in the index for revocations to reach.
 const LUA_LIST_LIVE: &str = r"
 local now_s = server_now()
 trim(KEYS[1], now_s)
+local cut = cutoff(KEYS[2])
 local out = {}
 for _, jti in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
-  local f = redis.call('HMGET', ARGV[1] .. jti, 'type', 'user', 'family', 'iat', 'exp', 'revoked')
-  if f[2] ~= ARGV[3] then
+  local f = redis.call('HMGET', ARGV[1] .. jti, unpack(FIELDS))
+  if f[F_USER] ~= ARGV[3] then
     redis.call('ZREM', KEYS[1], jti)
-  elseif f[6] then
+  elseif f[F_REVOKED] or generation(f[F_GEN]) < cut then
     redis.call('ZREM', KEYS[1], jti)
     if f[3] then redis.call('ZREM', ARGV[4] .. f[3], jti) end
-  elseif tonumber(f[5]) > tonumber(ARGV[2]) then
-    out[#out + 1] = {jti, f[1], f[2], f[3], f[4], f[5]}
+  elseif not f[F_CONSUMED] and tonumber(f[F_EXP]) > tonumber(ARGV[2]) then
+    out[#out + 1] = {jti, unpack(f, 1, F_GEN - 1)}
   end
 end
 return out
@@ -213,7 +375,7 @@ return out
 /// prefixes, before, batch, how many index entries to look at at most.
 /// Deletes up to `batch` records that expire before `before`; drops the
 /// index entries of records Redis has already expired. Returns the number
-/// of records deleted.
+/// of records deleted. (Cut-off keys expire by themselves.)
 const LUA_PURGE: &str = r"
 local n, batch, before = 0, tonumber(ARGV[5]), tonumber(ARGV[4])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4], 'LIMIT', 0, ARGV[6])
@@ -239,7 +401,10 @@ return n
 const PURGE_LOOKAHEAD: u64 = 1000;
 
 static INSERT: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_INSERT));
+static GET: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_GET));
 static REVOKE: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE));
+static ROTATE: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_ROTATE));
+static CUT_OFF: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_CUT_OFF));
 static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE_FAMILY));
 static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE_USER));
 static LIST_LIVE: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_LIST_LIVE));
@@ -273,13 +438,14 @@ fn script_with_index(body: &str) -> Script {
 ///
 /// | key | type | holds | expires |
 /// | --- | --- | --- | --- |
-/// | `P tok:<jti>` | hash | `type`, `user`, `family` (if any), `iat`, `exp`, `revoked` (once revoked) | [grace](Self::RECORD_GRACE_SECS) after `exp` |
+/// | `P tok:<jti>` | hash | `type`, `user`, `family` (if any), `iat`, `exp`, `revoked` (once revoked), `consumed` and `replaced` (once rotated), `sstart`, `ua`, `ip` (session metadata, if any), `gen` (the user's cut-off generation at issue, if not 0) | [grace](Self::RECORD_GRACE_SECS) after `exp` |
 /// | `P user:<user id>` | sorted set | the jtis of the user's unrevoked tokens, scored by `exp` | with its longest-lived record |
 /// | `P fam:<family id>` | sorted set | the jtis of the session's unrevoked tokens, scored by `exp` | with its longest-lived record |
 /// | `P exp` | sorted set | every jti, scored by `exp`, for [`purge_expired`](TokenStore::purge_expired) | with its longest-lived record |
+/// | `P ucut:<user id>` | hash | `gen` and `revoked`: the user's [cut-off](TokenStore::cut_off_user) generation and when it was last raised | no earlier than every record it revokes (see below) |
 ///
 /// Ids go into key names verbatim: Redis keys are binary safe, the part
-/// after the prefix names its kind (`tok:`, `user:`, `fam:`), and no
+/// after the prefix names its kind (`tok:`, `user:`, `fam:`, `ucut:`), and no
 /// command ever matches a pattern built from an id, so a user id containing
 /// `:`, `*`, `?` or `[` names that user only.
 ///
@@ -313,6 +479,29 @@ fn script_with_index(body: &str) -> Script {
 /// the last five minutes (0 on a quiet store), and running it changes
 /// nothing that matters.
 ///
+/// # Rotation and cut-offs
+///
+/// [`rotate`](TokenStore::rotate) is one script: it checks the parent,
+/// marks it consumed and records the child (indexes and expiry as
+/// [`insert`](TokenStore::insert) does), so of concurrent rotations one
+/// wins. A consumed refresh token stays in the `user:` and `fam:` indexes
+/// until it is revoked or expires, so that revoking its session or user
+/// still marks it; [`list_live`](TokenStore::list_live) skips it.
+///
+/// [`cut_off_user`](TokenStore::cut_off_user) raises the generation in the
+/// user's `ucut:` key, one write. Each record keeps the generation it was
+/// issued under (a rotation's child, its parent's); every script that
+/// reads a record compares the two, so [`get`](TokenStore::get) reports an
+/// older record as revoked at the cut-off, in one round trip. The key
+/// expires no earlier than the last record it can revoke: at a cut-off it
+/// is kept at least as long as the user's index (which outlives every
+/// unrevoked record of the user), and each record issued afterwards
+/// extends it to its own expiry. So it lives as long as the user's tokens
+/// do, and a user who is no longer issued tokens leaves nothing behind.
+/// Tokens a cut-off revoked keep its time: revoking them again (by token,
+/// session or user) counts nothing and leaves `revoked_at` as it was, and
+/// walks take them out of the indexes.
+///
 /// # Outages
 ///
 /// Each request waits at most a few seconds for Redis (connection and
@@ -333,6 +522,7 @@ struct KeyLayout {
     user: Vec<u8>,
     family: Vec<u8>,
     expiry: Vec<u8>,
+    cutoff: Vec<u8>,
 }
 
 impl KeyLayout {
@@ -344,6 +534,7 @@ impl KeyLayout {
             user: with("user:"),
             family: with("fam:"),
             expiry: with("exp"),
+            cutoff: with("ucut:"),
         }
     }
 
@@ -361,6 +552,10 @@ impl KeyLayout {
 
     fn family(&self, family_id: &str) -> Vec<u8> {
         Self::key(&self.family, family_id)
+    }
+
+    fn cutoff(&self, user_id: &str) -> Vec<u8> {
+        Self::key(&self.cutoff, user_id)
     }
 }
 
@@ -442,8 +637,9 @@ fn ensure_rustls_provider() {
     }
 }
 
-/// Builds a record from the fields the scripts return
-/// (`type, user, family, iat, exp`, then `revoked` for `get`).
+/// The fields the scripts return for a record, in this order (see
+/// `FIELDS` in [`LUA_INDEX`]): `type, user, family, iat, exp, revoked,
+/// consumed, replaced, sstart, ua, ip`.
 fn record_from_fields(jti: &str, f: &[Option<String>]) -> Result<TokenRecord, &'static str> {
     let field = |i: usize| f.get(i).cloned().flatten();
     let int = |i: usize| -> Result<Option<i64>, &'static str> {
@@ -451,6 +647,11 @@ fn record_from_fields(jti: &str, f: &[Option<String>]) -> Result<TokenRecord, &'
             .map(|v| v.parse::<i64>().map_err(|_| "malformed time in record"))
             .transpose()
     };
+    let session = int(8)?.map(|started_at| SessionMeta {
+        started_at,
+        user_agent: field(9),
+        ip: field(10),
+    });
     Ok(TokenRecord {
         jti: jti.to_owned(),
         token_type: TokenType::from_str(&field(0).ok_or("record without type")?)
@@ -460,7 +661,59 @@ fn record_from_fields(jti: &str, f: &[Option<String>]) -> Result<TokenRecord, &'
         issued_at: int(3)?.ok_or("record without iat")?,
         expires_at: int(4)?.ok_or("record without exp")?,
         revoked_at: int(5)?,
+        consumed_at: int(6)?,
+        replaced_by: field(7),
+        session,
     })
+}
+
+/// The hash fields of a record as `HSET` pairs (the `FIELDS` of
+/// [`LUA_INDEX`], but `gen`, which the scripts add). Absent values are
+/// left out, not written empty: an empty user agent is a value.
+fn record_pairs(r: &TokenRecord) -> Vec<(&'static str, String)> {
+    let mut pairs = vec![
+        ("type", r.token_type.as_str().to_owned()),
+        ("user", r.user_id.clone()),
+        ("iat", r.issued_at.to_string()),
+        ("exp", r.expires_at.to_string()),
+    ];
+    let mut optional = |name: &'static str, value: Option<String>| {
+        if let Some(value) = value {
+            pairs.push((name, value));
+        }
+    };
+    optional("family", r.family_id.clone());
+    optional("revoked", r.revoked_at.map(|at| at.to_string()));
+    optional("consumed", r.consumed_at.map(|at| at.to_string()));
+    optional("replaced", r.replaced_by.clone());
+    if let Some(session) = &r.session {
+        optional("sstart", Some(session.started_at.to_string()));
+        optional("ua", session.user_agent.clone());
+        optional("ip", session.ip.clone());
+    }
+    pairs
+}
+
+impl RedisTokenStore {
+    /// Adds what [`put`](LUA_INDEX) takes for `r` to a script call: the
+    /// record key, the user index, the expiry index and the user's cut-off
+    /// key (then the family index, if any) as KEYS; jti, exp, whether it is
+    /// revoked and the field pairs as ARGV.
+    fn put_args(&self, call: &mut redis::ScriptInvocation<'_>, r: &TokenRecord) {
+        call.key(self.keys.record(&r.jti))
+            .key(self.keys.user(&r.user_id))
+            .key(&self.keys.expiry)
+            .key(self.keys.cutoff(&r.user_id));
+        if let Some(family) = &r.family_id {
+            call.key(self.keys.family(family));
+        }
+        call.arg(&r.jti)
+            .arg(r.expires_at)
+            .arg(if r.revoked_at.is_some() { "1" } else { "0" });
+        for (name, value) in record_pairs(r) {
+            call.arg(name).arg(value);
+        }
+    }
 }
 
 #[async_trait]
@@ -471,18 +724,7 @@ impl TokenStore for RedisTokenStore {
 
     async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
         let mut call = INSERT.prepare_invoke();
-        call.key(self.keys.record(&r.jti))
-            .key(self.keys.user(&r.user_id))
-            .key(&self.keys.expiry)
-            .arg(&r.jti)
-            .arg(r.token_type.as_str())
-            .arg(&r.user_id)
-            .arg(r.issued_at)
-            .arg(r.expires_at)
-            .arg(r.revoked_at.map(|at| at.to_string()).unwrap_or_default());
-        if let Some(family) = &r.family_id {
-            call.key(self.keys.family(family)).arg(family);
-        }
+        self.put_args(&mut call, r);
         let outcome: i64 = call
             .invoke_async(&mut self.con.clone())
             .await
@@ -494,17 +736,15 @@ impl TokenStore for RedisTokenStore {
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let fields: Vec<Option<String>> = redis::cmd("HMGET")
-            .arg(self.keys.record(jti))
-            .arg(&["type", "user", "family", "iat", "exp", "revoked"])
-            .query_async(&mut self.con.clone())
+        let fields: Option<Vec<Option<String>>> = GET
+            .key(self.keys.record(jti))
+            .arg(&self.keys.cutoff)
+            .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("get", e))?;
-        if fields.iter().all(Option::is_none) {
-            return Ok(None);
-        }
-        record_from_fields(jti, &fields)
-            .map(Some)
+        fields
+            .map(|fields| record_from_fields(jti, &fields))
+            .transpose()
             .map_err(|e| StoreError::new("get", e))
     }
 
@@ -515,10 +755,53 @@ impl TokenStore for RedisTokenStore {
             .arg(at)
             .arg(&self.keys.user)
             .arg(&self.keys.family)
+            .arg(&self.keys.cutoff)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke", e))?;
         Ok(changed == 1)
+    }
+
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        let mut call = ROTATE.prepare_invoke();
+        call.key(self.keys.record(parent_jti))
+            .arg(at)
+            .arg(&self.keys.cutoff)
+            .arg(TokenType::Refresh.as_str());
+        self.put_args(&mut call, child);
+        let (outcome, consumed_at, replaced_by): (i64, Option<i64>, Option<String>) = call
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(|e| StoreError::new("rotate", e))?;
+        match (outcome, consumed_at) {
+            (0, _) => Ok(Rotation::NotLive),
+            (1, Some(consumed_at)) => Ok(Rotation::AlreadyConsumed {
+                consumed_at,
+                replaced_by,
+            }),
+            (2, _) => Ok(Rotation::Rotated),
+            (3, _) => Err(StoreError::new("rotate", "duplicate jti")),
+            _ => Err(StoreError::new(
+                "rotate",
+                "unexpected answer from the script",
+            )),
+        }
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        let _: i64 = CUT_OFF
+            .key(self.keys.cutoff(user_id))
+            .key(self.keys.user(user_id))
+            .arg(at)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(|e| StoreError::new("cut_off_user", e))?;
+        Ok(())
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
@@ -528,6 +811,7 @@ impl TokenStore for RedisTokenStore {
             .arg(at)
             .arg(family_id)
             .arg(&self.keys.user)
+            .arg(&self.keys.cutoff)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke_family", e))
@@ -541,6 +825,7 @@ impl TokenStore for RedisTokenStore {
     ) -> Result<u64, StoreError> {
         REVOKE_USER
             .key(self.keys.user(user_id))
+            .key(self.keys.cutoff(user_id))
             .arg(&self.keys.record)
             .arg(at)
             .arg(user_id)
@@ -555,6 +840,7 @@ impl TokenStore for RedisTokenStore {
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
         let rows: Vec<Vec<Option<String>>> = LIST_LIVE
             .key(self.keys.user(user_id))
+            .key(self.keys.cutoff(user_id))
             .arg(&self.keys.record)
             .arg(now)
             .arg(user_id)
@@ -608,9 +894,11 @@ mod tests {
         assert_eq!(keys.user("a:b*?[c]"), "app:user:a:b*?[c]".as_bytes());
         assert_eq!(keys.family("ü"), "app:fam:ü".as_bytes());
         assert_eq!(keys.expiry, b"app:exp");
+        assert_eq!(keys.cutoff("a:%"), b"app:ucut:a:%");
         // Another kind's name inside an id stays inside that kind.
         assert_ne!(keys.user("x"), keys.family("x"));
         assert_ne!(keys.user("tok:x"), keys.record("x"));
+        assert_ne!(keys.cutoff("x"), keys.user("x"));
     }
 
     #[test]
@@ -631,5 +919,46 @@ mod tests {
         let bad = [some("refresh"), some("u"), None, some("x"), some("20")];
         assert!(record_from_fields("j", &bad).is_err());
         assert!(record_from_fields("j", &[None, some("u")]).is_err());
+    }
+
+    /// What `record_pairs` writes, read back in the scripts' field order,
+    /// is the record again; absent values are not written at all.
+    #[test]
+    fn record_pairs_round_trip_through_the_field_order() {
+        const FIELDS: [&str; 11] = [
+            "type", "user", "family", "iat", "exp", "revoked", "consumed", "replaced", "sstart",
+            "ua", "ip",
+        ];
+        let read_back = |r: &TokenRecord| {
+            let pairs = record_pairs(r);
+            let fields: Vec<Option<String>> = FIELDS
+                .iter()
+                .map(|name| {
+                    pairs
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(_, v)| v.clone())
+                })
+                .collect();
+            record_from_fields(&r.jti, &fields).unwrap()
+        };
+        let mut r = TokenRecord::new("j:%", TokenType::Refresh, "u:ü", Some("f%".into()), 1, 2);
+        assert_eq!(read_back(&r), r);
+        assert_eq!(record_pairs(&r).len(), 5);
+        r.revoked_at = Some(3);
+        r.consumed_at = Some(4);
+        r.replaced_by = Some("next".into());
+        r.session = Some(SessionMeta {
+            started_at: 0,
+            user_agent: Some(String::new()),
+            ip: None,
+        });
+        assert_eq!(read_back(&r), r);
+        r.session = Some(SessionMeta {
+            started_at: -5,
+            user_agent: Some("Mozilla/5.0 ü 🙂".into()),
+            ip: Some("2001:db8::1".into()),
+        });
+        assert_eq!(read_back(&r), r);
     }
 }

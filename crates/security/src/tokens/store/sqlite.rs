@@ -245,7 +245,9 @@ impl TokenStore for SqliteTokenStore {
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
+            "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL \
+             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
+                 WHERE c.user_id = fastcore_tokens.user_id), 0)",
         )
         .bind(at)
         .bind(jti)
@@ -315,7 +317,9 @@ impl TokenStore for SqliteTokenStore {
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE fastcore_tokens SET revoked_at = ? \
-             WHERE family_id = ? AND revoked_at IS NULL",
+             WHERE family_id = ? AND revoked_at IS NULL \
+             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
+                 WHERE c.user_id = fastcore_tokens.user_id), 0)",
         )
         .bind(at)
         .bind(family_id)
@@ -334,7 +338,9 @@ impl TokenStore for SqliteTokenStore {
         let done = sqlx::query(
             "UPDATE fastcore_tokens SET revoked_at = ? \
              WHERE user_id = ? AND revoked_at IS NULL \
-             AND (? IS NULL OR family_id IS NULL OR family_id <> ?)",
+             AND (? IS NULL OR family_id IS NULL OR family_id <> ?) \
+             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
+                 WHERE c.user_id = fastcore_tokens.user_id), 0)",
         )
         .bind(at)
         .bind(user_id)
