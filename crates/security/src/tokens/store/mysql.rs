@@ -13,7 +13,10 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::{Row, migrate::Migrator};
 
-use super::{MIGRATIONS_TABLE, TokenRecord, TokenStore};
+use super::{
+    MAX_IP_BYTES, MAX_USER_AGENT_BYTES, MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord,
+    TokenStore,
+};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 
@@ -28,6 +31,10 @@ const MAX_FAMILY_ID_BYTES: usize = 1024;
 
 /// How long `migrate` waits for another instance's migrations to finish.
 const MIGRATION_LOCK_WAIT: Duration = Duration::from_secs(300);
+
+/// How often a write that InnoDB rolled back as a deadlock victim is run
+/// again (see [`retry_deadlocks`]).
+const DEADLOCK_RETRIES: u32 = 5;
 
 /// A [`TokenStore`] on MySQL or MariaDB through sqlx (tested against
 /// MariaDB 10.11).
@@ -145,27 +152,91 @@ fn mysql_url(url: &str) -> Cow<'_, str> {
 
 /// Refuses a value the column cannot hold, whatever the server's
 /// `sql_mode` (a non-strict server would silently truncate it).
-fn check_len(column: &'static str, value: &str, max: usize) -> Result<(), StoreError> {
+fn check_len(
+    operation: &'static str,
+    column: &'static str,
+    value: &str,
+    max: usize,
+) -> Result<(), StoreError> {
     if value.len() > max {
         return Err(StoreError::new(
-            "insert",
+            operation,
             format!("{column} is longer than {max} bytes"),
         ));
     }
     Ok(())
 }
 
-fn text(row: &MySqlRow, column: &'static str) -> Result<String, sqlx::Error> {
-    let bytes: Vec<u8> = row.try_get(column)?;
+/// Refuses a record whose ids the columns cannot hold (see [`check_len`]).
+fn check_ids(operation: &'static str, r: &TokenRecord) -> Result<(), StoreError> {
+    check_len(operation, "jti", &r.jti, MAX_JTI_BYTES)?;
+    check_len(operation, "user_id", &r.user_id, MAX_USER_ID_BYTES)?;
+    if let Some(family_id) = &r.family_id {
+        check_len(operation, "family_id", family_id, MAX_FAMILY_ID_BYTES)?;
+    }
+    if let Some(replaced_by) = &r.replaced_by {
+        check_len(operation, "replaced_by", replaced_by, MAX_JTI_BYTES)?;
+    }
+    Ok(())
+}
+
+/// At most `max` bytes of `value`, cut at a character boundary: session
+/// metadata longer than the library keeps is cut (the service already does),
+/// never refused nor left for the server to cut inside a character.
+fn cut(value: &str, max: usize) -> &str {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+fn utf8(column: &'static str, bytes: Vec<u8>) -> Result<String, sqlx::Error> {
     String::from_utf8(bytes).map_err(|e| sqlx::Error::ColumnDecode {
         index: column.into(),
         source: e.into(),
     })
 }
 
+fn text(row: &MySqlRow, column: &'static str) -> Result<String, sqlx::Error> {
+    utf8(column, row.try_get(column)?)
+}
+
+fn optional_text(row: &MySqlRow, column: &'static str) -> Result<Option<String>, sqlx::Error> {
+    let bytes: Option<Vec<u8>> = row.try_get(column)?;
+    bytes.map(|bytes| utf8(column, bytes)).transpose()
+}
+
+/// A query over the records with the user's cut-off folded into
+/// `revoked_at` (see the migration `..._rotation_and_cutoffs`), followed by
+/// the given SQL (a `WHERE`...). A macro so the query stays a `&'static str`.
+macro_rules! select_record {
+    ($($tail:literal),+ $(,)?) => {
+        concat!(
+            "SELECT t.jti, t.token_type, t.user_id, t.family_id, t.issued_at, \
+             t.expires_at, t.consumed_at, t.replaced_by, t.session_started_at, t.user_agent, \
+             t.ip, COALESCE(t.revoked_at, \
+             CASE WHEN c.generation > t.generation THEN c.revoked_at END) AS revoked_at \
+             FROM fastcore_tokens t \
+             LEFT JOIN fastcore_user_cutoffs c ON c.user_id = t.user_id ",
+            $($tail),+
+        )
+    };
+}
+
+/// The end of a `WHERE` of an UPDATE of `fastcore_tokens`: the row is not
+/// revoked by its user's cut-off already. What a cut-off revoked counts as
+/// revoked: revoking it again changes nothing and keeps the cut-off's time.
+macro_rules! not_cut_off {
+    () => {
+        " AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
+         WHERE c.user_id = fastcore_tokens.user_id), 0)"
+    };
+}
+
 fn record_from_row(row: &MySqlRow) -> Result<TokenRecord, sqlx::Error> {
     let token_type: String = row.try_get("token_type")?;
-    let family_id: Option<Vec<u8>> = row.try_get("family_id")?;
+    let started_at: Option<i64> = row.try_get("session_started_at")?;
     Ok(TokenRecord {
         jti: text(row, "jti")?,
         token_type: TokenType::from_str(&token_type).map_err(|_| sqlx::Error::ColumnDecode {
@@ -173,16 +244,158 @@ fn record_from_row(row: &MySqlRow) -> Result<TokenRecord, sqlx::Error> {
             source: "unknown token type".into(),
         })?,
         user_id: text(row, "user_id")?,
-        family_id: family_id.map(String::from_utf8).transpose().map_err(|e| {
-            sqlx::Error::ColumnDecode {
-                index: "family_id".into(),
-                source: e.into(),
-            }
-        })?,
+        family_id: optional_text(row, "family_id")?,
         issued_at: row.try_get("issued_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        consumed_at: row.try_get("consumed_at")?,
+        replaced_by: optional_text(row, "replaced_by")?,
+        session: match started_at {
+            Some(started_at) => Some(SessionMeta {
+                started_at,
+                user_agent: optional_text(row, "user_agent")?,
+                ip: optional_text(row, "ip")?,
+            }),
+            None => None,
+        },
     })
+}
+
+/// Inserts a record whose ids passed [`check_ids`]; `generation` is the
+/// user's current cut-off generation (read by the INSERT itself) unless
+/// given: a rotation's child inherits its parent's.
+async fn insert_record<'e, E>(
+    executor: E,
+    r: &TokenRecord,
+    generation: Option<i64>,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::MySql>,
+{
+    let session = r.session.as_ref();
+    sqlx::query(
+        "INSERT INTO fastcore_tokens \
+         (jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at, \
+          consumed_at, replaced_by, session_started_at, user_agent, ip, generation) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, COALESCE(?, \
+          (SELECT c.generation FROM fastcore_user_cutoffs c WHERE c.user_id = ?), 0))",
+    )
+    .bind(r.jti.as_bytes())
+    .bind(r.token_type.as_str())
+    .bind(r.user_id.as_bytes())
+    .bind(r.family_id.as_deref().map(str::as_bytes))
+    .bind(r.issued_at)
+    .bind(r.expires_at)
+    .bind(r.revoked_at)
+    .bind(r.consumed_at)
+    .bind(r.replaced_by.as_deref().map(str::as_bytes))
+    .bind(session.map(|s| s.started_at))
+    .bind(
+        session
+            .and_then(|s| s.user_agent.as_deref())
+            .map(|ua| cut(ua, MAX_USER_AGENT_BYTES).as_bytes()),
+    )
+    .bind(
+        session
+            .and_then(|s| s.ip.as_deref())
+            .map(|ip| cut(ip, MAX_IP_BYTES).as_bytes()),
+    )
+    .bind(generation)
+    .bind(r.user_id.as_bytes())
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// A deadlock (SQLSTATE 40001, error 1213): InnoDB rolled the whole
+/// transaction back, so running it again is exact.
+fn is_deadlock(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("40001"),
+        _ => false,
+    }
+}
+
+/// Runs `attempt` again (a few times, after a short pause) while InnoDB
+/// picks it as a deadlock victim. Every write goes through it.
+///
+/// Under REPEATABLE READ (InnoDB's default) the writes lock more than the
+/// rows they change: an UPDATE or DELETE over an index range takes next-key
+/// locks (gaps included), and the cut-off subqueries of the writes take
+/// shared locks on the user's `fastcore_user_cutoffs` row (or its gap).
+/// So cycles arise that no ordering of the statements avoids: a rotation
+/// holds its parent row and inserts the child into a gap a `revoke_user`
+/// has locked while that waits for the parent; a cut-off's exclusive
+/// request on the cut-off row queues behind a rotation's shared lock and
+/// ahead of a revocation's; page splits leave gap locks on a page's
+/// supremum that two rotations of one parent can deadlock on. InnoDB rolls
+/// one side back whole, so running it again is exact.
+async fn retry_deadlocks<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if retries < DEADLOCK_RETRIES && is_deadlock(&e) => {
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(retries))).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+impl MySqlTokenStore {
+    /// One attempt of [`TokenStore::rotate`].
+    async fn try_rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // An UPDATE reads the latest committed row under an exclusive row
+        // lock, whatever the isolation level: concurrent rotations queue on
+        // the parent's lock, and each one after the winner finds it
+        // consumed. (The count is of changed rows, and a match always
+        // changes consumed_at from NULL.)
+        let done = sqlx::query(concat!(
+            "UPDATE fastcore_tokens SET consumed_at = ?, replaced_by = ? \
+             WHERE jti = ? AND token_type = 'refresh' AND consumed_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > ?",
+            not_cut_off!()
+        ))
+        .bind(at)
+        .bind(child.jti.as_bytes())
+        .bind(parent_jti.as_bytes())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            // No RETURNING on UPDATE: read the generation back. The row is
+            // ours (locked) and its generation never changes.
+            let generation: i64 =
+                sqlx::query_scalar("SELECT generation FROM fastcore_tokens WHERE jti = ?")
+                    .bind(parent_jti.as_bytes())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            insert_record(&mut *tx, child, Some(generation)).await?;
+            tx.commit().await?;
+            return Ok(Rotation::Rotated);
+        }
+        tx.rollback().await?;
+        // Read outside the transaction: under REPEATABLE READ (InnoDB's
+        // default) a read inside it could use a snapshot older than the
+        // winner's commit; a statement of its own sees the winner's child.
+        let row = sqlx::query(select_record!("WHERE t.jti = ?"))
+            .bind(parent_jti.as_bytes())
+            .fetch_optional(&self.pool)
+            .await?;
+        let parent = row.as_ref().map(record_from_row).transpose()?;
+        Ok(super::classify_unrotated(parent, at))
+    }
 }
 
 #[async_trait]
@@ -192,38 +405,18 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
-        check_len("jti", &r.jti, MAX_JTI_BYTES)?;
-        check_len("user_id", &r.user_id, MAX_USER_ID_BYTES)?;
-        if let Some(family_id) = &r.family_id {
-            check_len("family_id", family_id, MAX_FAMILY_ID_BYTES)?;
-        }
-        sqlx::query(
-            "INSERT INTO fastcore_tokens \
-             (jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.jti.as_bytes())
-        .bind(r.token_type.as_str())
-        .bind(r.user_id.as_bytes())
-        .bind(r.family_id.as_deref().map(str::as_bytes))
-        .bind(r.issued_at)
-        .bind(r.expires_at)
-        .bind(r.revoked_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("insert", e))?;
-        Ok(())
+        check_ids("insert", r)?;
+        retry_deadlocks(|| insert_record(&self.pool, r, None))
+            .await
+            .map_err(|e| StoreError::new("insert", e))
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
-             FROM fastcore_tokens WHERE jti = ?",
-        )
-        .bind(jti.as_bytes())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("get", e))?;
+        let row = sqlx::query(select_record!("WHERE t.jti = ?"))
+            .bind(jti.as_bytes())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::new("get", e))?;
         row.as_ref()
             .map(record_from_row)
             .transpose()
@@ -231,25 +424,65 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(jti.as_bytes())
-        .execute(&self.pool)
+        let done = retry_deadlocks(|| {
+            sqlx::query(concat!(
+                "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
+                not_cut_off!()
+            ))
+            .bind(at)
+            .bind(jti.as_bytes())
+            .execute(&self.pool)
+        })
         .await
         .map_err(|e| StoreError::new("revoke", e))?;
         Ok(done.rows_affected() > 0)
     }
 
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        check_ids("rotate", child)?;
+        retry_deadlocks(|| self.try_rotate(parent_jti, child, at))
+            .await
+            .map_err(|e| StoreError::new("rotate", e))
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        // A user id the column cannot hold has no tokens to cut off (and a
+        // non-strict server would cut it to another user's id).
+        if user_id.len() > MAX_USER_ID_BYTES {
+            return Ok(());
+        }
+        retry_deadlocks(|| {
+            sqlx::query(
+                "INSERT INTO fastcore_user_cutoffs (user_id, generation, revoked_at) \
+                 VALUES (?, 1, ?) \
+                 ON DUPLICATE KEY UPDATE generation = generation + 1, \
+                 revoked_at = VALUES(revoked_at)",
+            )
+            .bind(user_id.as_bytes())
+            .bind(at)
+            .execute(&self.pool)
+        })
+        .await
+        .map_err(|e| StoreError::new("cut_off_user", e))?;
+        Ok(())
+    }
+
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE fastcore_tokens SET revoked_at = ? \
-             WHERE family_id = ? AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(family_id.as_bytes())
-        .execute(&self.pool)
+        let done = retry_deadlocks(|| {
+            sqlx::query(concat!(
+                "UPDATE fastcore_tokens SET revoked_at = ? \
+                 WHERE family_id = ? AND revoked_at IS NULL",
+                not_cut_off!()
+            ))
+            .bind(at)
+            .bind(family_id.as_bytes())
+            .execute(&self.pool)
+        })
         .await
         .map_err(|e| StoreError::new("revoke_family", e))?;
         Ok(done.rows_affected())
@@ -262,28 +495,31 @@ impl TokenStore for MySqlTokenStore {
         at: i64,
     ) -> Result<u64, StoreError> {
         let except_family = except_family.map(str::as_bytes);
-        let done = sqlx::query(
-            "UPDATE fastcore_tokens SET revoked_at = ? \
-             WHERE user_id = ? AND revoked_at IS NULL \
-             AND (? IS NULL OR family_id IS NULL OR family_id <> ?)",
-        )
-        .bind(at)
-        .bind(user_id.as_bytes())
-        .bind(except_family)
-        .bind(except_family)
-        .execute(&self.pool)
+        let done = retry_deadlocks(|| {
+            sqlx::query(concat!(
+                "UPDATE fastcore_tokens SET revoked_at = ? \
+                 WHERE user_id = ? AND revoked_at IS NULL \
+                 AND (? IS NULL OR family_id IS NULL OR family_id <> ?)",
+                not_cut_off!()
+            ))
+            .bind(at)
+            .bind(user_id.as_bytes())
+            .bind(except_family)
+            .bind(except_family)
+            .execute(&self.pool)
+        })
         .await
         .map_err(|e| StoreError::new("revoke_user", e))?;
         Ok(done.rows_affected())
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
-             FROM fastcore_tokens \
-             WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? \
-             ORDER BY issued_at, jti",
-        )
+        let rows = sqlx::query(select_record!(
+            "WHERE t.user_id = ? AND t.revoked_at IS NULL \
+             AND t.consumed_at IS NULL AND t.expires_at > ? \
+             AND (c.generation IS NULL OR t.generation >= c.generation) \
+             ORDER BY t.issued_at, t.jti"
+        ))
         .bind(user_id.as_bytes())
         .bind(now)
         .fetch_all(&self.pool)
@@ -296,12 +532,14 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM fastcore_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
-        )
-        .bind(before)
-        .bind(batch)
-        .execute(&self.pool)
+        let done = retry_deadlocks(|| {
+            sqlx::query(
+                "DELETE FROM fastcore_tokens WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&self.pool)
+        })
         .await
         .map_err(|e| StoreError::new("purge_expired", e))?;
         Ok(done.rows_affected())

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, migrate::Migrator};
 
-use super::{MIGRATIONS_TABLE, TokenRecord, TokenStore};
+use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 
@@ -89,8 +89,40 @@ impl PostgresTokenStore {
     }
 }
 
+/// How often [`TokenStore::rotate`] retries a transaction the server
+/// aborted as a deadlock or serialisation failure.
+const ROTATE_RETRIES: u32 = 5;
+
+/// A query over the records with the user's cut-off folded into
+/// `revoked_at` (see the migration `..._rotation_and_cutoffs`), followed by
+/// the given SQL (a `WHERE`...). A macro so the query stays a `&'static str`.
+macro_rules! select_record {
+    ($($tail:literal),+ $(,)?) => {
+        concat!(
+            "SELECT t.jti, t.token_type, t.user_id, t.family_id, t.issued_at, \
+             t.expires_at, t.consumed_at, t.replaced_by, t.session_started_at, t.user_agent, \
+             t.ip, COALESCE(t.revoked_at, \
+             CASE WHEN c.generation > t.generation THEN c.revoked_at END) AS revoked_at \
+             FROM fastcore_tokens t \
+             LEFT JOIN fastcore_user_cutoffs c ON c.user_id = t.user_id ",
+            $($tail),+
+        )
+    };
+}
+
+/// The end of a `WHERE` of an UPDATE of `fastcore_tokens`: the row is not
+/// revoked by its user's cut-off already. What a cut-off revoked counts as
+/// revoked: revoking it again changes nothing and keeps the cut-off's time.
+macro_rules! not_cut_off {
+    () => {
+        " AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
+         WHERE c.user_id = fastcore_tokens.user_id), 0)"
+    };
+}
+
 fn record_from_row(row: &PgRow) -> Result<TokenRecord, sqlx::Error> {
     let token_type: String = row.try_get("token_type")?;
+    let started_at: Option<i64> = row.try_get("session_started_at")?;
     Ok(TokenRecord {
         jti: row.try_get("jti")?,
         token_type: TokenType::from_str(&token_type).map_err(|_| sqlx::Error::ColumnDecode {
@@ -102,7 +134,123 @@ fn record_from_row(row: &PgRow) -> Result<TokenRecord, sqlx::Error> {
         issued_at: row.try_get("issued_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        consumed_at: row.try_get("consumed_at")?,
+        replaced_by: row.try_get("replaced_by")?,
+        session: match started_at {
+            Some(started_at) => Some(SessionMeta {
+                started_at,
+                user_agent: row.try_get("user_agent")?,
+                ip: row.try_get("ip")?,
+            }),
+            None => None,
+        },
     })
+}
+
+/// Inserts a record; `generation` is the user's current cut-off generation
+/// (read by the INSERT itself) unless given: a rotation's child inherits
+/// its parent's.
+async fn insert_record<'e, E>(
+    executor: E,
+    r: &TokenRecord,
+    generation: Option<i64>,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Postgres>,
+{
+    let session = r.session.as_ref();
+    sqlx::query(
+        "INSERT INTO fastcore_tokens \
+         (jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at, \
+          consumed_at, replaced_by, session_started_at, user_agent, ip, generation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, COALESCE($13, \
+          (SELECT c.generation FROM fastcore_user_cutoffs c WHERE c.user_id = $3), 0))",
+    )
+    .bind(&r.jti)
+    .bind(r.token_type.as_str())
+    .bind(&r.user_id)
+    .bind(&r.family_id)
+    .bind(r.issued_at)
+    .bind(r.expires_at)
+    .bind(r.revoked_at)
+    .bind(r.consumed_at)
+    .bind(&r.replaced_by)
+    .bind(session.map(|s| s.started_at))
+    .bind(session.and_then(|s| s.user_agent.as_deref()))
+    .bind(session.and_then(|s| s.ip.as_deref()))
+    .bind(generation)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Counts the rows a revocation changed (their `replaced_by`) and gives the
+/// successors to revoke next, if any.
+///
+/// Under READ COMMITTED a revocation's UPDATE sees the rows of its snapshot
+/// only. A rotation that commits meanwhile consumes its parent and inserts
+/// the child; the UPDATE, blocked on the parent's row lock, re-checks the
+/// parent's new version and revokes it, but never sees the child, so the
+/// session would go on from it. The returned `replaced_by`s name those
+/// children, committed before the UPDATE took the parent's lock: the next
+/// statement (a new snapshot) sees them, and so on until it revokes a
+/// token that was not consumed, which no rotation can consume afterwards.
+fn successors(count: &mut u64, changed: Vec<Option<String>>) -> Option<Vec<String>> {
+    *count += changed.len() as u64;
+    let next: Vec<String> = changed.into_iter().flatten().collect();
+    (!next.is_empty()).then_some(next)
+}
+
+/// A deadlock or serialisation failure: the server rolled the transaction
+/// back, and running it again is safe.
+fn is_retryable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
+    }
+}
+
+impl PostgresTokenStore {
+    /// One attempt of [`TokenStore::rotate`].
+    async fn try_rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, sqlx::Error> {
+        // READ COMMITTED whatever the server's default: a rotation blocked
+        // on the parent's row lock re-checks the WHERE against the winner's
+        // committed row, finds it consumed and changes nothing (instead of
+        // failing to serialise), and the read below sees the winner's child.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
+        let won: Option<i64> = sqlx::query_scalar(concat!(
+            "UPDATE fastcore_tokens SET consumed_at = $1, replaced_by = $2 \
+             WHERE jti = $3 AND token_type = 'refresh' AND consumed_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1",
+            not_cut_off!(),
+            " RETURNING generation"
+        ))
+        .bind(at)
+        .bind(&child.jti)
+        .bind(parent_jti)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(generation) = won {
+            insert_record(&mut *tx, child, Some(generation)).await?;
+            tx.commit().await?;
+            return Ok(Rotation::Rotated);
+        }
+        let row = sqlx::query(select_record!("WHERE t.jti = $1"))
+            .bind(parent_jti)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        let parent = row.as_ref().map(record_from_row).transpose()?;
+        Ok(super::classify_unrotated(parent, at))
+    }
 }
 
 #[async_trait]
@@ -112,33 +260,17 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn insert(&self, r: &TokenRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO fastcore_tokens \
-             (jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&r.jti)
-        .bind(r.token_type.as_str())
-        .bind(&r.user_id)
-        .bind(&r.family_id)
-        .bind(r.issued_at)
-        .bind(r.expires_at)
-        .bind(r.revoked_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("insert", e))?;
-        Ok(())
+        insert_record(&self.pool, r, None)
+            .await
+            .map_err(|e| StoreError::new("insert", e))
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
-             FROM fastcore_tokens WHERE jti = $1",
-        )
-        .bind(jti)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("get", e))?;
+        let row = sqlx::query(select_record!("WHERE t.jti = $1"))
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| StoreError::new("get", e))?;
         row.as_ref()
             .map(record_from_row)
             .transpose()
@@ -146,9 +278,10 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query(concat!(
             "UPDATE fastcore_tokens SET revoked_at = $1 WHERE jti = $2 AND revoked_at IS NULL",
-        )
+            not_cut_off!()
+        ))
         .bind(at)
         .bind(jti)
         .execute(&self.pool)
@@ -157,17 +290,71 @@ impl TokenStore for PostgresTokenStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE fastcore_tokens SET revoked_at = $1 \
-             WHERE family_id = $2 AND revoked_at IS NULL",
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        let mut retries = 0;
+        loop {
+            match self.try_rotate(parent_jti, child, at).await {
+                Err(e) if retries < ROTATE_RETRIES && is_retryable(&e) => {
+                    retries += 1;
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(retries))).await;
+                }
+                done => return done.map_err(|e| StoreError::new("rotate", e)),
+            }
+        }
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fastcore_user_cutoffs (user_id, generation, revoked_at) \
+             VALUES ($1, 1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET \
+             generation = fastcore_user_cutoffs.generation + 1, \
+             revoked_at = EXCLUDED.revoked_at",
         )
+        .bind(user_id)
         .bind(at)
-        .bind(family_id)
         .execute(&self.pool)
         .await
-        .map_err(|e| StoreError::new("revoke_family", e))?;
-        Ok(done.rows_affected())
+        .map_err(|e| StoreError::new("cut_off_user", e))?;
+        Ok(())
+    }
+
+    async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
+        let err = |e| StoreError::new("revoke_family", e);
+        let mut changed: Vec<Option<String>> = sqlx::query_scalar(concat!(
+            "UPDATE fastcore_tokens SET revoked_at = $1 \
+             WHERE family_id = $2 AND revoked_at IS NULL",
+            not_cut_off!(),
+            " RETURNING replaced_by"
+        ))
+        .bind(at)
+        .bind(family_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        // See `successors`: the children of tokens a rotation consumed while
+        // this ran, which the UPDATE's snapshot did not contain.
+        let mut count = 0;
+        while let Some(next) = successors(&mut count, changed) {
+            changed = sqlx::query_scalar(concat!(
+                "UPDATE fastcore_tokens SET revoked_at = $1 \
+                 WHERE jti = ANY($3) AND family_id = $2 AND revoked_at IS NULL",
+                not_cut_off!(),
+                " RETURNING replaced_by"
+            ))
+            .bind(at)
+            .bind(family_id)
+            .bind(next)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        }
+        Ok(count)
     }
 
     async fn revoke_user(
@@ -176,27 +363,47 @@ impl TokenStore for PostgresTokenStore {
         except_family: Option<&str>,
         at: i64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        let err = |e| StoreError::new("revoke_user", e);
+        let mut changed: Vec<Option<String>> = sqlx::query_scalar(concat!(
             "UPDATE fastcore_tokens SET revoked_at = $1 \
              WHERE user_id = $2 AND revoked_at IS NULL \
              AND ($3::text IS NULL OR family_id IS NULL OR family_id <> $3)",
-        )
+            not_cut_off!(),
+            " RETURNING replaced_by"
+        ))
         .bind(at)
         .bind(user_id)
         .bind(except_family)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(|e| StoreError::new("revoke_user", e))?;
-        Ok(done.rows_affected())
+        .map_err(err)?;
+        let mut count = 0;
+        while let Some(next) = successors(&mut count, changed) {
+            changed = sqlx::query_scalar(concat!(
+                "UPDATE fastcore_tokens SET revoked_at = $1 \
+                 WHERE jti = ANY($4) AND user_id = $2 AND revoked_at IS NULL \
+                 AND ($3::text IS NULL OR family_id IS NULL OR family_id <> $3)",
+                not_cut_off!(),
+                " RETURNING replaced_by"
+            ))
+            .bind(at)
+            .bind(user_id)
+            .bind(except_family)
+            .bind(next)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        }
+        Ok(count)
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT jti, token_type, user_id, family_id, issued_at, expires_at, revoked_at \
-             FROM fastcore_tokens \
-             WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-             ORDER BY issued_at, jti",
-        )
+        let rows = sqlx::query(select_record!(
+            "WHERE t.user_id = $1 AND t.revoked_at IS NULL \
+             AND t.consumed_at IS NULL AND t.expires_at > $2 \
+             AND (c.generation IS NULL OR t.generation >= c.generation) \
+             ORDER BY t.issued_at, t.jti"
+        ))
         .bind(user_id)
         .bind(now)
         .fetch_all(&self.pool)
