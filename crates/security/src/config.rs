@@ -14,6 +14,9 @@
 //! | `JWT_REFRESH_REUSE_GRACE_SECONDS` | a rotated refresh token presented again within this many seconds is a concurrent refresh, not reuse (0 disables) | 5 |
 //! | `JWT_SESSION_MAX_LIFETIME_DAYS` | a session ends this long after login however often it is refreshed | 30 |
 //! | `DATABASE_URL` | token store (`sqlite://path.db`, `sqlite::memory:`, `memory:`) | none |
+//! | `LOGIN_MAX_FAILURES_PER_ACCOUNT` | failed logins one account may have per throttle window before further attempts get 429 (0 disables) | 5 |
+//! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins one client address (an IPv6 /64) may have per throttle window, over all accounts (0 disables) | 20 |
+//! | `LOGIN_THROTTLE_WINDOW_SECONDS` | the throttle window, from the first counted attempt (1 to 86400) | 900 |
 //! | `FASTCORE_ENV` / `APP_ENV` / `ENVIRONMENT` | `production` forbids generated secrets | development |
 
 use std::path::{Path, PathBuf};
@@ -82,6 +85,9 @@ pub struct SecurityConfig {
     pub(crate) store_timeout: Duration,
     pub(crate) refresh_reuse_grace: Duration,
     pub(crate) session_max_lifetime: Duration,
+    pub(crate) login_max_failures_per_account: u32,
+    pub(crate) login_max_failures_per_address: u32,
+    pub(crate) login_throttle_window: Duration,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -105,6 +111,15 @@ impl std::fmt::Debug for SecurityConfig {
             .field("generated_secret", &self.generated_secret)
             .field("refresh_reuse_grace", &self.refresh_reuse_grace)
             .field("session_max_lifetime", &self.session_max_lifetime)
+            .field(
+                "login_max_failures_per_account",
+                &self.login_max_failures_per_account,
+            )
+            .field(
+                "login_max_failures_per_address",
+                &self.login_max_failures_per_address,
+            )
+            .field("login_throttle_window", &self.login_throttle_window)
             .finish()
     }
 }
@@ -191,6 +206,22 @@ impl SecurityConfig {
         if let Some(v) = get("DATABASE_URL") {
             b = b.database_url(v.trim());
         }
+        if let Some(v) = get("LOGIN_MAX_FAILURES_PER_ACCOUNT") {
+            let max = parse_limit("LOGIN_MAX_FAILURES_PER_ACCOUNT", &v)?;
+            b = b.login_max_failures_per_account(max);
+        }
+        if let Some(v) = get("LOGIN_MAX_FAILURES_PER_ADDRESS") {
+            let max = parse_limit("LOGIN_MAX_FAILURES_PER_ADDRESS", &v)?;
+            b = b.login_max_failures_per_address(max);
+        }
+        if let Some(v) = get("LOGIN_THROTTLE_WINDOW_SECONDS") {
+            let secs = parse_positive(
+                "LOGIN_THROTTLE_WINDOW_SECONDS",
+                &v,
+                MAX_THROTTLE_WINDOW_SECS,
+            )?;
+            b = b.login_throttle_window(Duration::from_secs(secs));
+        }
         Ok(b)
     }
 
@@ -263,6 +294,22 @@ impl SecurityConfig {
     pub fn store_timeout(&self) -> Duration {
         self.store_timeout
     }
+    /// Failed logins one account may have per
+    /// [`login_throttle_window`](Self::login_throttle_window) before
+    /// further attempts are refused; 0 when the limit is off.
+    pub fn login_max_failures_per_account(&self) -> u32 {
+        self.login_max_failures_per_account
+    }
+    /// Failed logins one client address may have per
+    /// [`login_throttle_window`](Self::login_throttle_window), over all
+    /// accounts, before further attempts are refused; 0 when the limit is off.
+    pub fn login_max_failures_per_address(&self) -> u32 {
+        self.login_max_failures_per_address
+    }
+    /// The login throttle's window (whole seconds).
+    pub fn login_throttle_window(&self) -> Duration {
+        self.login_throttle_window
+    }
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
     }
@@ -307,6 +354,9 @@ pub struct SecurityConfigBuilder {
     store_timeout: Option<Duration>,
     refresh_reuse_grace: Option<Duration>,
     session_max_lifetime: Option<Duration>,
+    login_max_failures_per_account: Option<u32>,
+    login_max_failures_per_address: Option<u32>,
+    login_throttle_window: Option<Duration>,
 }
 
 impl std::fmt::Debug for SecurityConfigBuilder {
@@ -433,6 +483,35 @@ impl SecurityConfigBuilder {
     /// [`refresh_token_ttl`](Self::refresh_token_ttl) up to this bound.
     pub fn session_max_lifetime(mut self, lifetime: Duration) -> Self {
         self.session_max_lifetime = Some(lifetime);
+        self
+    }
+    /// How many failed logins one account may have per
+    /// [`login_throttle_window`](Self::login_throttle_window) (default 5,
+    /// at most 1,000,000; 0 turns the limit off). Once they are used up,
+    /// logins to the account, with any password and from any address, get
+    /// [`Error::TooManyAttempts`] (429) until the window ends; a successful
+    /// login before that clears the count. This stops many addresses
+    /// guessing one password; see [`Security::begin_login`](crate::Security::begin_login).
+    pub fn login_max_failures_per_account(mut self, max: u32) -> Self {
+        self.login_max_failures_per_account = Some(max);
+        self
+    }
+    /// How many failed logins one client address may have per
+    /// [`login_throttle_window`](Self::login_throttle_window), whatever the
+    /// accounts (default 20, at most 1,000,000; 0 turns the limit off). An
+    /// IPv6 address counts by its /64. This stops one client spraying
+    /// passwords over many accounts. Behind a reverse proxy every client
+    /// has the proxy's address unless the application says otherwise (see
+    /// [`ClientIp`](crate::http::ClientIp)): raise or turn off this limit there.
+    pub fn login_max_failures_per_address(mut self, max: u32) -> Self {
+        self.login_max_failures_per_address = Some(max);
+        self
+    }
+    /// The login throttle's window (default 15 minutes; from 1 second to a
+    /// day, rounded up to whole seconds). A key's window starts at its
+    /// first counted attempt; when it ends, the key starts over.
+    pub fn login_throttle_window(mut self, window: Duration) -> Self {
+        self.login_throttle_window = Some(window);
         self
     }
     /// If no secret is given, generate a random one for this process and log
@@ -572,6 +651,23 @@ impl SecurityConfigBuilder {
                 "the session maximum lifetime must be at least the refresh token lifetime",
             ));
         }
+        let login_max_failures_per_account = self.login_max_failures_per_account.unwrap_or(5);
+        let login_max_failures_per_address = self.login_max_failures_per_address.unwrap_or(20);
+        if login_max_failures_per_account.max(login_max_failures_per_address) > MAX_LOGIN_FAILURES {
+            return Err(Error::config(format!(
+                "the login failure limits must be at most {MAX_LOGIN_FAILURES} (0 turns one off)"
+            )));
+        }
+        let window = self
+            .login_throttle_window
+            .unwrap_or(Duration::from_secs(15 * 60));
+        let window_secs = window.as_secs() + u64::from(window.subsec_nanos() > 0);
+        if !(1..=MAX_THROTTLE_WINDOW_SECS).contains(&window_secs) {
+            return Err(Error::config(
+                "the login throttle window must be from 1 second to a day",
+            ));
+        }
+        let login_throttle_window = Duration::from_secs(window_secs);
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
         if max_token_bytes < 256 {
             return Err(Error::config("max_token_bytes must be at least 256"));
@@ -594,6 +690,9 @@ impl SecurityConfigBuilder {
             store_timeout: self.store_timeout.unwrap_or(Duration::from_secs(5)),
             refresh_reuse_grace,
             session_max_lifetime,
+            login_max_failures_per_account,
+            login_max_failures_per_address,
+            login_throttle_window,
         })
     }
 }
@@ -617,6 +716,24 @@ fn parse_algorithm(value: &str) -> Result<Algorithm> {
             "JWT_ALGORITHM must be HS256, HS384 or HS512, got {value:?}"
         ))),
     }
+}
+
+/// The largest login failure limit (more would be no limit at all).
+const MAX_LOGIN_FAILURES: u32 = 1_000_000;
+/// The longest login throttle window: a day.
+const MAX_THROTTLE_WINDOW_SECS: u64 = 86_400;
+
+fn parse_limit(name: &str, value: &str) -> Result<u32> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v <= MAX_LOGIN_FAILURES)
+        .ok_or_else(|| {
+            Error::config(format!(
+                "{name} must be a whole number from 0 (off) to {MAX_LOGIN_FAILURES}, got {value:?}"
+            ))
+        })
 }
 
 fn parse_positive(name: &str, value: &str, max: u64) -> Result<u64> {
@@ -761,6 +878,62 @@ mod tests {
             assert!(err.to_string().contains(name), "{err}");
         }
     }
+
+    #[test]
+    fn login_throttle_settings_have_defaults_env_names_and_bounds() {
+        let cfg = SecurityConfig::builder()
+            .secret(TEST_SECRET)
+            .build()
+            .unwrap();
+        assert_eq!(cfg.login_max_failures_per_account(), 5);
+        assert_eq!(cfg.login_max_failures_per_address(), 20);
+        assert_eq!(cfg.login_throttle_window(), Duration::from_secs(900));
+
+        let cfg = SecurityConfig::builder_from_lookup(lookup(&[
+            ("JWT_SECRET_KEY", TEST_SECRET),
+            ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "0"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", " 100 "),
+            ("LOGIN_THROTTLE_WINDOW_SECONDS", "60"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(cfg.login_max_failures_per_account(), 0);
+        assert_eq!(cfg.login_max_failures_per_address(), 100);
+        assert_eq!(cfg.login_throttle_window(), Duration::from_secs(60));
+
+        for (name, value) in [
+            ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "-1"),
+            ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "five"),
+            ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000001"),
+            ("LOGIN_THROTTLE_WINDOW_SECONDS", "0"),
+            ("LOGIN_THROTTLE_WINDOW_SECONDS", "86401"),
+        ] {
+            let err = SecurityConfig::builder_from_lookup(lookup(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let builder = || SecurityConfig::builder().secret(TEST_SECRET);
+        assert!(
+            builder()
+                .login_throttle_window(Duration::ZERO)
+                .build()
+                .is_err()
+        );
+        assert!(
+            builder()
+                .login_max_failures_per_account(2_000_000)
+                .build()
+                .is_err()
+        );
+        // Parts of a second round up.
+        let cfg = builder()
+            .login_throttle_window(Duration::from_millis(1500))
+            .build()
+            .unwrap();
+        assert_eq!(cfg.login_throttle_window(), Duration::from_secs(2));
+    }
+
+    const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
     fn missing_secret_is_an_error_unless_development_generation_is_allowed() {

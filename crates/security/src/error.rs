@@ -40,6 +40,15 @@ pub enum Error {
     /// disabled or deleted), or the user lookup refused the request.
     #[error("authentication failed: {0}")]
     Authentication(String),
+    /// Too many failed logins for this account or from this client
+    /// address within the throttle window: the attempt was refused before
+    /// any credential check (see [`Security::begin_login`](crate::Security::begin_login)).
+    /// The same for every username, known or not.
+    #[error("too many failed login attempts; try again later")]
+    TooManyAttempts {
+        /// How long until the window ends and attempts are counted anew.
+        retry_after: std::time::Duration,
+    },
     /// The caller is authenticated but not allowed to do this.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -70,6 +79,7 @@ impl Error {
             Error::RevokedToken => "token_revoked",
             Error::RefreshTokenReused => "refresh_token_reused",
             Error::InvalidCredentials => "invalid_credentials",
+            Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::Authentication(_) => "authentication_failed",
             Error::Forbidden(_) => "forbidden",
             Error::InvalidInput(_) => "invalid_request",

@@ -61,6 +61,7 @@ mod config;
 mod error;
 mod manager;
 mod password;
+mod throttle;
 mod tokens;
 mod users;
 
@@ -73,6 +74,7 @@ pub use manager::{SecurityStatus, get_security_status, setup_security};
 pub use password::{
     PasswordHasher, PasswordPolicy, PasswordVerification, get_password_hash, verify_password,
 };
+pub use throttle::{LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, ThrottleWindow};
 pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 pub use tokens::jwt::JwtCodec;
 pub use tokens::key_file::{KeyFile, KeyFileEntry, KeyMaterial, KeyStatus};
@@ -96,7 +98,8 @@ pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDire
 
 #[cfg(feature = "axum")]
 pub use http::{
-    AuthRejection, AuthState, CurrentUser, RefreshTokenData, TokenData, auth_router, jwks_router,
+    AuthRejection, AuthState, ClientIp, CurrentUser, RefreshTokenData, TokenData, auth_router,
+    jwks_router,
 };
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).

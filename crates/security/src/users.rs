@@ -57,6 +57,17 @@ pub trait UserAuthentication: Send + Sync + 'static {
     fn is_active(&self, _user: &Self::User) -> bool {
         true
     }
+
+    /// The name the login throttle counts a login's failures under, from
+    /// the username as sent. [`ThrottleKey::account`](crate::ThrottleKey::account)
+    /// then normalises it (Unicode NFKC, lowercase) and hashes it. The
+    /// default is the username as sent; override it when your login
+    /// treats more names as one account than that (e-mail aliases such as
+    /// `ada+x@example.com`, surrounding spaces it trims...), so that each
+    /// spelling does not get a count of its own.
+    fn login_throttle_name(&self, username: &str) -> String {
+        username.to_owned()
+    }
 }
 
 /// The minimum a user model must offer for password login; wrap it in

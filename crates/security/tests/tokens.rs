@@ -1129,6 +1129,13 @@ fn error_codes_are_stable() {
     assert_eq!(Error::RevokedToken.code(), "token_revoked");
     assert_eq!(Error::InvalidCredentials.code(), "invalid_credentials");
     assert_eq!(
+        Error::TooManyAttempts {
+            retry_after: std::time::Duration::from_secs(1)
+        }
+        .code(),
+        "too_many_attempts"
+    );
+    assert_eq!(
         Error::Authentication("x".into()).code(),
         "authentication_failed"
     );

@@ -34,4 +34,4 @@ mod routes;
 pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
 pub use jwks::{JWKS_PATH, jwks_router};
 pub use rejection::AuthRejection;
-pub use routes::{AuthState, auth_router};
+pub use routes::{AuthState, ClientIp, auth_router};

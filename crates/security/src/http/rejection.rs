@@ -116,6 +116,18 @@ impl IntoResponse for Error {
                 "invalid username or password",
                 challenge(None),
             ),
+            Error::TooManyAttempts { retry_after } => {
+                // Whole seconds, rounded up: never "retry now" early.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let mut headers = HeaderMap::new();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+                problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    code,
+                    "too many failed login attempts; try again later",
+                    headers,
+                )
+            }
             Error::Forbidden(_) => {
                 let description = self.to_string();
                 problem(

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -20,6 +20,37 @@ use crate::manager::get_security_status;
 use crate::tokens::claims::TokenType;
 use crate::tokens::service::{ClientInfo, Security};
 use crate::users::{Credentials, UserAuthentication};
+
+/// The client's address as the application's trusted-proxy logic decided
+/// it, as a request extension: when a request carries one, the auth
+/// router uses it instead of the peer address ([`ConnectInfo`]) for the
+/// per-address login limit and for session lists.
+///
+/// Behind a reverse proxy, every request's peer is the proxy; a middleware
+/// that reads the proxy's `X-Forwarded-For` (from proxies you trust only)
+/// inserts this:
+///
+/// ```
+/// use std::net::IpAddr;
+/// use axum::{extract::Request, middleware::Next, response::Response};
+/// use fastcore_security::ClientIp;
+///
+/// async fn client_from_proxy(mut req: Request, next: Next) -> Response {
+///     // Our one proxy appends the address it saw last.
+///     let ip = req
+///         .headers()
+///         .get("x-forwarded-for")
+///         .and_then(|v| v.to_str().ok())
+///         .and_then(|v| v.rsplit(',').next())
+///         .and_then(|v| v.trim().parse::<IpAddr>().ok());
+///     if let Some(ip) = ip {
+///         req.extensions_mut().insert(ClientIp(ip));
+///     }
+///     next.run(req).await
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
 
 /// The router's state: the security handle and the application's users.
 pub struct AuthState<A> {
@@ -61,7 +92,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 ///
 /// | route | what it does |
 /// |---|---|
-/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair |
+/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
 /// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
 /// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
 /// | `POST /auth/logout-all` | ends every session of the bearer token's user, on every device (204) |
@@ -128,21 +159,43 @@ where
     if body.username.is_empty() || body.username.len() > MAX_USERNAME_BYTES {
         return Err(Error::InvalidCredentials.into());
     }
+    let client = client_info(&parts);
+    // Counted before any user lookup or hashing: a throttled attempt costs
+    // nothing and says nothing about the account.
+    let throttle_name = state.users.login_throttle_name(&body.username);
+    let attempt = state
+        .security
+        .begin_login(&throttle_name, client_ip(&parts))
+        .await?;
     let credentials = Credentials {
         username: body.username,
         password: body.password,
     };
-    let user = state.users.authenticate(&credentials).await?;
+    let user = match state.users.authenticate(&credentials).await {
+        Ok(user) => user,
+        Err(err) => {
+            attempt.abandoned().await;
+            return Err(err.into());
+        }
+    };
     let Some(user) = user.filter(|u| state.users.is_active(u)) else {
-        tracing::info!("login refused: invalid credentials");
+        // The hashed key only: never the username of a failed login.
+        tracing::info!(
+            throttle_key = attempt.account_key().map(|k| k.as_str()),
+            "login refused: invalid credentials"
+        );
+        attempt.failed();
         return Err(Error::InvalidCredentials.into());
     };
     let user_id = state.users.get_user_id(&user);
-    let client = client_info(&parts);
-    let pair = state
-        .security
-        .create_session(&user_id, None, &client)
-        .await?;
+    let pair = match state.security.create_session(&user_id, None, &client).await {
+        Ok(pair) => pair,
+        Err(err) => {
+            attempt.abandoned().await;
+            return Err(err.into());
+        }
+    };
+    attempt.succeeded().await;
     tracing::info!(user_id = %user_id, "login succeeded");
     Ok(no_store(pair))
 }
@@ -171,15 +224,24 @@ where
 }
 
 /// The client a request came from, for session lists: its `User-Agent`
-/// and the peer address the server recorded ([`ConnectInfo`]), if any.
+/// and its address ([`client_ip`]), if known.
 fn client_info(parts: &Parts) -> ClientInfo {
     ClientInfo {
         user_agent: user_agent(&parts.headers),
-        ip: parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        ip: client_ip(parts).map(|ip| ip.to_string()),
     }
+}
+
+/// The client's address: a [`ClientIp`] the application set, else the peer
+/// address the server recorded ([`ConnectInfo`]), if any.
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 fn user_agent(headers: &HeaderMap) -> Option<String> {

@@ -1,6 +1,7 @@
 //! Token life cycle on top of the codec and the store: create, validate
 //! (stateful), refresh, revoke, log out.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +11,9 @@ use serde_json::{Map, Value};
 use crate::config::SecurityConfig;
 use crate::error::{Error, InvalidTokenReason, Result};
 use crate::password::PasswordHasher;
+use crate::throttle::{
+    self, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
+};
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
 use crate::tokens::store::{
@@ -48,9 +52,11 @@ pub struct Security {
 
 struct Inner {
     config: SecurityConfig,
-    codec: JwtCodec,
+    codec: Arc<JwtCodec>,
     store: Arc<dyn TokenStore>,
     passwords: PasswordHasher,
+    /// The login throttle, behind the store timeout.
+    throttle: Arc<dyn LoginThrottle>,
 }
 
 impl std::fmt::Debug for Security {
@@ -58,6 +64,7 @@ impl std::fmt::Debug for Security {
         f.debug_struct("Security")
             .field("config", &self.inner.config)
             .field("store", &self.inner.store.backend())
+            .field("login_throttle", &self.inner.throttle.backend())
             .finish_non_exhaustive()
     }
 }
@@ -153,13 +160,23 @@ impl Security {
         Self::with_password_hasher(config, store, PasswordHasher::default())
     }
 
-    /// Like [`Security::new`] with a custom password hasher.
+    ///
+    /// Failed logins are counted in the store's own
+    /// [`login_throttle`](TokenStore::login_throttle) when it has one (the
+    /// SQL and Redis stores), so instances sharing the store share the
+    /// limits; otherwise in a [`MemoryLoginThrottle`] of this handle's own.
+    /// [`with_login_throttle`](Self::with_login_throttle) picks another.
     pub fn with_password_hasher(
         config: SecurityConfig,
         store: Arc<dyn TokenStore>,
         passwords: PasswordHasher,
     ) -> Result<Self> {
-        let codec = JwtCodec::from_config(&config)?;
+        let codec = Arc::new(JwtCodec::from_config(&config)?);
+        let throttle = store
+            .login_throttle()
+            .unwrap_or_else(|| Arc::new(MemoryLoginThrottle::new()));
+        let throttle: Arc<dyn LoginThrottle> =
+            Arc::new(TimeoutThrottle::new(throttle, config.store_timeout()));
         let store: Arc<dyn TokenStore> = Arc::new(TimeoutStore::new(store, config.store_timeout()));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -167,8 +184,128 @@ impl Security {
                 codec,
                 store,
                 passwords,
+                throttle,
             }),
         })
+    }
+
+    /// The same handle counting login attempts in `throttle` instead (for
+    /// a custom store, or to keep the counts apart from the tokens). Its
+    /// calls get the [store timeout](SecurityConfig::store_timeout) too.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use fastcore_security::{MemoryLoginThrottle, MemoryTokenStore, Security, SecurityConfig};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .secret("an-example-secret-that-is-at-least-32-bytes")
+    ///     .build()
+    ///     .unwrap();
+    /// let security = Security::new(config, Arc::new(MemoryTokenStore::new()))
+    ///     .unwrap()
+    ///     .with_login_throttle(Arc::new(MemoryLoginThrottle::with_capacity(10_000)));
+    /// assert_eq!(security.login_throttle().backend(), "memory");
+    /// ```
+    #[must_use]
+    pub fn with_login_throttle(&self, throttle: Arc<dyn LoginThrottle>) -> Self {
+        let throttle: Arc<dyn LoginThrottle> = Arc::new(TimeoutThrottle::new(
+            throttle,
+            self.inner.config.store_timeout(),
+        ));
+        Self {
+            inner: Arc::new(Inner {
+                config: self.inner.config.clone(),
+                codec: Arc::clone(&self.inner.codec),
+                store: Arc::clone(&self.inner.store),
+                passwords: self.inner.passwords.clone(),
+                throttle,
+            }),
+        }
+    }
+
+    /// The login throttle (behind the store timeout).
+    pub fn login_throttle(&self) -> &Arc<dyn LoginThrottle> {
+        &self.inner.throttle
+    }
+
+    /// Counts a login attempt against the throttle, **before** the
+    /// password is checked: per account (the `username`, hashed into a
+    /// [`ThrottleKey`]) and per client address (`ip`, if known), with the
+    /// configured limits and window (see [`SecurityConfigBuilder::login_max_failures_per_account`](crate::SecurityConfigBuilder::login_max_failures_per_account)).
+    /// [`auth_router`](crate::auth_router)'s login does this for you.
+    ///
+    /// Returns [`Error::TooManyAttempts`] when either limit is used up
+    /// (then check nothing: the refusal is the same for every username,
+    /// known or not, and costs no hashing), and [`Error::StoreUnavailable`]
+    /// when the throttle's store fails (fail closed: answer 503, do not
+    /// check the password). Otherwise the attempt is counted; report its
+    /// outcome on the returned [`LoginAttempt`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
+    /// use std::sync::Arc;
+    /// use fastcore_security::{Error, MemoryTokenStore, Security, SecurityConfig};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .secret("an-example-secret-that-is-at-least-32-bytes")
+    ///     .login_max_failures_per_account(2)
+    ///     .build()?;
+    /// let security = Security::new(config, Arc::new(MemoryTokenStore::new()))?;
+    /// let ip = Some("192.0.2.7".parse().unwrap());
+    ///
+    /// for _ in 0..2 {
+    ///     let attempt = security.begin_login("ada", ip).await?;
+    ///     // ... the password was wrong:
+    ///     attempt.failed();
+    /// }
+    /// let refused = security.begin_login("ada", ip).await.unwrap_err();
+    /// assert!(matches!(refused, Error::TooManyAttempts { .. }));
+    /// // Other accounts are not affected.
+    /// security.begin_login("grace", ip).await?.succeeded().await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn begin_login(&self, username: &str, ip: Option<IpAddr>) -> Result<LoginAttempt> {
+        let config = &self.inner.config;
+        let limits = throttle::Limits {
+            per_account: config.login_max_failures_per_account(),
+            per_address: config.login_max_failures_per_address(),
+            window_secs: secs(config.login_throttle_window()).max(1),
+        };
+        let now = now();
+        match throttle::begin(&self.inner.throttle, limits, Some(username), ip, now).await? {
+            Ok(attempt) => Ok(attempt),
+            Err(refused) => {
+                refused.log();
+                Err(Error::TooManyAttempts {
+                    retry_after: refused.window.retry_after(now),
+                })
+            }
+        }
+    }
+
+    /// Forgets the failed logins counted for `username` (an administrator
+    /// unblocking an account before its window ends).
+    pub async fn clear_login_failures(&self, username: &str) -> Result<()> {
+        Ok(self
+            .inner
+            .throttle
+            .reset(&ThrottleKey::account(username))
+            .await?)
+    }
+
+    /// Deletes the login throttle's windows that have ended, in batches;
+    /// returns how many went. The SQL stores keep such rows until this
+    /// runs (they count as empty meanwhile); Redis and memory need nothing.
+    pub async fn purge_expired_login_throttle(&self, batch: u32) -> Result<u64> {
+        let now = now();
+        let mut total = 0;
+        loop {
+            let n = self.inner.throttle.purge_expired(now, batch.max(1)).await?;
+            total += n;
+            if n < u64::from(batch.max(1)) {
+                return Ok(total);
+            }
+        }
     }
 
     /// The configuration.

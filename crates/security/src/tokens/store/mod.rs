@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::{Error, Result, StoreError};
+use crate::throttle::LoginThrottle;
 use crate::tokens::claims::TokenType;
 
 mod memory;
@@ -27,6 +28,8 @@ pub use self::redis::RedisTokenStore;
 pub use memory::MemoryTokenStore;
 #[cfg(feature = "mysql")]
 pub use mysql::MySqlTokenStore;
+#[cfg(feature = "mysql")]
+pub(crate) use mysql::retry_deadlocks;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresTokenStore;
 #[cfg(feature = "sqlite")]
@@ -209,6 +212,26 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Checks that the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The [`LoginThrottle`] that keeps its counts in this store, so that
+    /// every instance sharing the store shares the login limits;
+    /// [`Security::new`](crate::Security::new) uses it. `None` (the
+    /// default, and the memory store's answer) means the store offers
+    /// none, and each [`Security`](crate::Security) counts in a
+    /// [`MemoryLoginThrottle`](crate::MemoryLoginThrottle) of its own.
+    ///
+    /// The built-in stores keep the counts next to the tokens:
+    ///
+    /// | store | where |
+    /// | --- | --- |
+    /// | SQLite, PostgreSQL, MySQL/MariaDB | the table `fastcore_login_throttle` (`throttle_key`, `attempts`, `window_ends_at`), created by the store's migrations; rows of ended windows are deleted by [`LoginThrottle::purge_expired`] (the server's background purge runs it) |
+    /// | Redis | a hash `<prefix>thr:<key>` per key (`n`, `end`), which expires a minute after its window |
+    ///
+    /// Keys are [`ThrottleKey`](crate::ThrottleKey)s: hashes, never a
+    /// username or an address.
+    fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {
+        None
+    }
 }
 
 /// Why a rotation did not happen, from the parent's record as the store

@@ -330,7 +330,7 @@ fn is_deadlock(err: &sqlx::Error) -> bool {
 /// ahead of a revocation's; page splits leave gap locks on a page's
 /// supremum that two rotations of one parent can deadlock on. InnoDB rolls
 /// one side back whole, so running it again is exact.
-async fn retry_deadlocks<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+pub(crate) async fn retry_deadlocks<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -551,6 +551,12 @@ impl TokenStore for MySqlTokenStore {
             .await
             .map_err(|e| StoreError::new("ping", e))?;
         Ok(())
+    }
+
+    fn login_throttle(&self) -> Option<std::sync::Arc<dyn crate::throttle::LoginThrottle>> {
+        Some(std::sync::Arc::new(
+            crate::throttle::mysql::MySqlLoginThrottle::new(self.pool.clone()),
+        ))
     }
 }
 

@@ -438,4 +438,10 @@ impl TokenStore for PostgresTokenStore {
             .map_err(|e| StoreError::new("ping", e))?;
         Ok(())
     }
+
+    fn login_throttle(&self) -> Option<std::sync::Arc<dyn crate::throttle::LoginThrottle>> {
+        Some(std::sync::Arc::new(
+            crate::throttle::postgres::PostgresLoginThrottle::new(self.pool.clone()),
+        ))
+    }
 }

@@ -881,6 +881,12 @@ impl TokenStore for RedisTokenStore {
             .map_err(|e| StoreError::new("ping", e))?;
         Ok(())
     }
+
+    fn login_throttle(&self) -> Option<std::sync::Arc<dyn crate::throttle::LoginThrottle>> {
+        Some(std::sync::Arc::new(
+            crate::throttle::redis::RedisLoginThrottle::new(self.con.clone(), &self.keys.prefix),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -389,4 +389,10 @@ impl TokenStore for SqliteTokenStore {
             .map_err(|e| StoreError::new("ping", e))?;
         Ok(())
     }
+
+    fn login_throttle(&self) -> Option<std::sync::Arc<dyn crate::throttle::LoginThrottle>> {
+        Some(std::sync::Arc::new(
+            crate::throttle::sqlite::SqliteLoginThrottle::new(self.pool.clone()),
+        ))
+    }
 }

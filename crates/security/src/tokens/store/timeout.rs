@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use super::{Rotation, TokenRecord, TokenStore};
 use crate::error::StoreError;
+use crate::throttle::LoginThrottle;
 
 /// Wraps a [`TokenStore`] so every call fails with a [`StoreError`] after
 /// `timeout`. [`Security`](crate::Security) applies it to its store.
@@ -124,5 +125,9 @@ impl TokenStore for TimeoutStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         bounded("ping", self.timeout, self.inner.ping()).await
+    }
+
+    fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {
+        self.inner.login_throttle()
     }
 }

@@ -1,0 +1,450 @@
+//! Login throttling: failed logins are limited per account and per client
+//! address, in fixed windows, before any password is checked.
+//!
+//! The policy (OWASP Authentication Cheat Sheet, "Login Throttling" and
+//! "Account Lockout"):
+//!
+//! - **Per account** ([`login_max_failures_per_account`](crate::SecurityConfigBuilder::login_max_failures_per_account),
+//!   default 5): stops many addresses guessing one account's password.
+//! - **Per address** ([`login_max_failures_per_address`](crate::SecurityConfigBuilder::login_max_failures_per_address),
+//!   default 20): stops one client spraying passwords over many accounts.
+//! - **A fixed window** ([`login_throttle_window`](crate::SecurityConfigBuilder::login_throttle_window),
+//!   default 15 minutes), starting at the first attempt: once a key has had
+//!   its limit of attempts in a window, further attempts are refused
+//!   (`429 Too Many Requests` with `Retry-After`) until that window ends.
+//!   Refused attempts do not extend it, so a throttle always ends: an
+//!   attacker cannot lock a victim out for good, only keep the account
+//!   throttled by failing again after each window (at most the limit per
+//!   window, from any address).
+//! - **Successful logins are not slowed**: a success clears its account's
+//!   count, and does not count against its address (but does not clear
+//!   the address either: one valid account must not reset the counter of
+//!   an address that is spraying others).
+//! - **No enumeration**: the count is taken before the user is looked up,
+//!   so unknown and known usernames are counted and refused alike, and a
+//!   refused attempt costs no password hashing.
+//!
+//! Every attempt is counted *before* its password is checked, atomically
+//! ("count, then compare with the limit"), and taken back when it
+//! succeeds or could not be checked: so concurrent attempts cannot slip
+//! past a limit together, and an attempt cut short (the client hangs up
+//! during hashing) still counts.
+//!
+//! The counts live in a [`LoginThrottle`]: with a shared store (SQL or
+//! Redis, see [`TokenStore::login_throttle`](crate::TokenStore::login_throttle))
+//! every instance sees the same counts; otherwise in a bounded
+//! [`MemoryLoginThrottle`] per process. If the throttle's store fails, the
+//! login fails with [`Error::StoreUnavailable`] (503): an outage never
+//! lets attempts through uncounted.
+//!
+//! Names are hashed into [`ThrottleKey`]s: usernames and addresses never
+//! reach the store or the logs.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization as _;
+
+use crate::error::StoreError;
+
+mod memory;
+#[cfg(feature = "mysql")]
+pub(crate) mod mysql;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
+mod timeout;
+
+pub use memory::MemoryLoginThrottle;
+pub(crate) use timeout::TimeoutThrottle;
+
+/// What a login throttle counts under: a hash of an account name or of a
+/// client address, never the name or the address itself.
+///
+/// The text is ASCII, at most [`MAX_LEN`](Self::MAX_LEN) bytes: a kind
+/// (`acct:` or `addr:`) and 22 base64url characters (128 bits of SHA-256),
+/// safe in a Redis key name, a SQL column and a log line.
+///
+/// ```
+/// use fastcore_security::ThrottleKey;
+///
+/// // Account names are compared as the built-in users compare them:
+/// // Unicode NFKC, then lowercase.
+/// assert_eq!(ThrottleKey::account("Zoë"), ThrottleKey::account("ZOE\u{308}"));
+/// assert_ne!(ThrottleKey::account("zoe"), ThrottleKey::account("zoë"));
+/// assert!(ThrottleKey::account("ada").as_str().starts_with("acct:"));
+///
+/// // An IPv6 client is counted by its /64 network (what one host usually has).
+/// let a = ThrottleKey::address("2001:db8::1".parse().unwrap());
+/// let b = ThrottleKey::address("2001:db8::ffff:2".parse().unwrap());
+/// assert_eq!(a, b);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ThrottleKey(String);
+
+impl ThrottleKey {
+    /// The longest key, in bytes.
+    pub const MAX_LEN: usize = 32;
+
+    /// The key of an account name. The name is normalised first (Unicode
+    /// NFKC, lowercase, NFKC again), so names a case-insensitive login
+    /// treats as one share one count; to count coarser (e-mail aliases,
+    /// say), implement
+    /// [`UserAuthentication::login_throttle_name`](crate::UserAuthentication::login_throttle_name).
+    pub fn account(name: &str) -> Self {
+        let lower = name.nfkc().collect::<String>().to_lowercase();
+        let normalised: String = lower.nfkc().collect();
+        Self::hashed("acct:", normalised.as_bytes())
+    }
+
+    /// The key of a client address: an IPv4 address (also when written as
+    /// an IPv4-mapped IPv6 address) as is, an IPv6 address by its /64
+    /// prefix, since one host or home usually has a whole /64.
+    pub fn address(ip: IpAddr) -> Self {
+        let ip = match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            },
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(v4) => Self::hashed("addr:", &v4.octets()),
+            IpAddr::V6(v6) => Self::hashed("addr:", &v6.octets()[..8]),
+        }
+    }
+
+    fn hashed(kind: &str, value: &[u8]) -> Self {
+        use base64::Engine as _;
+        let mut hasher = Sha256::new();
+        hasher.update(b"fastcore-security login throttle\0");
+        hasher.update(kind.as_bytes());
+        hasher.update(value);
+        let digest = hasher.finalize();
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+        Self(format!("{kind}{text}"))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ThrottleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ThrottleKey({})", self.0)
+    }
+}
+
+impl std::fmt::Display for ThrottleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A key's current window, as [`LoginThrottle::hit`] leaves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleWindow {
+    /// Attempts counted in the window, this one included.
+    pub attempts: u64,
+    /// When the window ends (Unix seconds); the count starts over after it.
+    pub ends_at: i64,
+}
+
+impl ThrottleWindow {
+    /// How long until the window ends, seen at `now`: at least one second.
+    pub fn retry_after(&self, now: i64) -> Duration {
+        let secs = self.ends_at.saturating_sub(now).max(1);
+        Duration::from_secs(u64::try_from(secs).unwrap_or(1))
+    }
+}
+
+/// Where login attempts are counted: fixed-window counters by key. Object
+/// safe: held as `Arc<dyn LoginThrottle>`.
+///
+/// The policy (limits, which keys, when to take back) is
+/// [`Security::begin_login`](crate::Security::begin_login)'s; a backend
+/// only counts. Every backend passes the same behaviour tests. Times are
+/// Unix seconds given by the caller, so instances must keep their clocks
+/// roughly in step (as they must for token expiry anyway).
+#[async_trait]
+pub trait LoginThrottle: Send + Sync + 'static {
+    /// A short name of the backend for status output (`memory`, `postgres`...).
+    fn backend(&self) -> &'static str;
+
+    /// Counts one attempt against `key`, atomically, and returns its window:
+    /// if the key has no window that ends after `now`, a new one starts
+    /// with one attempt and ends at `now + window_secs`; otherwise its
+    /// count goes up by one and its end stays. Of any number of concurrent
+    /// hits on one key, each sees a different count.
+    async fn hit(
+        &self,
+        key: &ThrottleKey,
+        window_secs: i64,
+        now: i64,
+    ) -> Result<ThrottleWindow, StoreError>;
+
+    /// Takes back one attempt that [`hit`](Self::hit) counted in `window`:
+    /// the count goes down by one if the key's current window is still
+    /// that one (same end) and its count is above zero; otherwise nothing
+    /// changes.
+    async fn undo(&self, key: &ThrottleKey, window: &ThrottleWindow) -> Result<(), StoreError>;
+
+    /// Forgets `key`'s window and count.
+    async fn reset(&self, key: &ThrottleKey) -> Result<(), StoreError>;
+
+    /// Deletes up to `batch` windows that ended at or before `now`; returns
+    /// how many were deleted. Call until it returns less than `batch`. A
+    /// backend whose windows expire by themselves (Redis) has nothing to
+    /// delete and returns 0.
+    async fn purge_expired(&self, now: i64, batch: u32) -> Result<u64, StoreError>;
+}
+
+/// One login attempt that [`Security::begin_login`](crate::Security::begin_login)
+/// counted: report how it ended with [`succeeded`](Self::succeeded),
+/// [`failed`](Self::failed) or [`abandoned`](Self::abandoned).
+///
+/// Dropped without a verdict, it stays counted, as a failure: a client
+/// that hangs up while its password is checked gains nothing.
+#[must_use = "report how the login ended: succeeded(), failed() or abandoned()"]
+pub struct LoginAttempt {
+    pub(crate) throttle: Arc<dyn LoginThrottle>,
+    pub(crate) account: Option<(ThrottleKey, ThrottleWindow, u32)>,
+    pub(crate) address: Option<(ThrottleKey, ThrottleWindow, u32)>,
+}
+
+impl std::fmt::Debug for LoginAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginAttempt")
+            .field("account", &self.account)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginAttempt {
+    /// The hashed account key the attempt counts under, if the account
+    /// limit is on: safe to log (never the username itself).
+    pub fn account_key(&self) -> Option<&ThrottleKey> {
+        self.account.as_ref().map(|(key, _, _)| key)
+    }
+
+    /// The hashed address key the attempt counts under, if the address
+    /// limit is on and the client address is known.
+    pub fn address_key(&self) -> Option<&ThrottleKey> {
+        self.address.as_ref().map(|(key, _, _)| key)
+    }
+
+    /// The password was right: the account's count is cleared, and the
+    /// attempt no longer counts against the address (whose count is not
+    /// cleared). A store failure here is logged, not returned: the counts
+    /// it leaves are only ever too high.
+    pub async fn succeeded(self) {
+        if let Some((key, _, _)) = &self.account {
+            if let Err(err) = self.throttle.reset(key).await {
+                warn_unavailable(&err, "could not clear an account's failed logins");
+            }
+        }
+        if let Some((key, window, _)) = &self.address {
+            if let Err(err) = self.throttle.undo(key, window).await {
+                warn_unavailable(&err, "could not take back a login attempt");
+            }
+        }
+    }
+
+    /// The credentials were wrong (or the user may not log in): the
+    /// attempt stays counted. Logs, at `warn`, when this failure used up a
+    /// limit (the next attempts are refused until the window ends), with
+    /// the hashed key only.
+    pub fn failed(self) {
+        for (kind, slot) in [("account", &self.account), ("address", &self.address)] {
+            if let Some((key, window, limit)) = slot {
+                if window.attempts == u64::from(*limit) {
+                    tracing::warn!(
+                        throttle_key = %key,
+                        limit = kind,
+                        failures = window.attempts,
+                        window_ends_at = window.ends_at,
+                        "login throttle engaged: further attempts are refused until the window ends"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The password could not be checked (the user store failed, the
+    /// request was refused before the check): the attempt is taken back
+    /// from both counts. Failures are logged, not returned.
+    pub async fn abandoned(self) {
+        for (key, window, _) in self.account.iter().chain(self.address.iter()) {
+            if let Err(err) = self.throttle.undo(key, window).await {
+                warn_unavailable(&err, "could not take back a login attempt");
+            }
+        }
+    }
+}
+
+fn warn_unavailable(err: &StoreError, what: &str) {
+    tracing::warn!(
+        operation = err.operation(),
+        cause = %std::error::Error::source(err).map(ToString::to_string).unwrap_or_default(),
+        "{what}"
+    );
+}
+
+/// The limits [`Security::begin_login`](crate::Security::begin_login) applies.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) per_account: u32,
+    pub(crate) per_address: u32,
+    pub(crate) window_secs: i64,
+}
+
+/// Why an attempt was refused: which limit, and its window.
+pub(crate) struct Refused {
+    pub(crate) limit: &'static str,
+    pub(crate) key: ThrottleKey,
+    pub(crate) window: ThrottleWindow,
+    pub(crate) max: u32,
+}
+
+/// Counts an attempt for `account` (if given) from `ip` (if known):
+/// address first, so a refused address never touches the account's count;
+/// an account refusal takes the address's attempt back (a refused attempt
+/// checks no password, so it is no failure).
+pub(crate) async fn begin(
+    throttle: &Arc<dyn LoginThrottle>,
+    limits: Limits,
+    account: Option<&str>,
+    ip: Option<IpAddr>,
+    now: i64,
+) -> Result<Result<LoginAttempt, Refused>, StoreError> {
+    let mut attempt = LoginAttempt {
+        throttle: Arc::clone(throttle),
+        account: None,
+        address: None,
+    };
+    if let Some(ip) = ip.filter(|_| limits.per_address > 0) {
+        let key = ThrottleKey::address(ip);
+        let window = throttle.hit(&key, limits.window_secs, now).await?;
+        if window.attempts > u64::from(limits.per_address) {
+            return Ok(Err(Refused {
+                limit: "address",
+                key,
+                window,
+                max: limits.per_address,
+            }));
+        }
+        attempt.address = Some((key, window, limits.per_address));
+    }
+    if let Some(name) = account.filter(|_| limits.per_account > 0) {
+        let key = ThrottleKey::account(name);
+        let window = match throttle.hit(&key, limits.window_secs, now).await {
+            Ok(window) => window,
+            Err(err) => {
+                attempt.abandoned().await;
+                return Err(err);
+            }
+        };
+        if window.attempts > u64::from(limits.per_account) {
+            attempt.abandoned().await;
+            return Ok(Err(Refused {
+                limit: "account",
+                key,
+                window,
+                max: limits.per_account,
+            }));
+        }
+        attempt.account = Some((key, window, limits.per_account));
+    }
+    Ok(Ok(attempt))
+}
+
+impl Refused {
+    /// Logs the refusal: at `info` for the first one of a window, at
+    /// `debug` after it (an attack must not flood the log).
+    pub(crate) fn log(&self) {
+        if self.window.attempts == u64::from(self.max) + 1 {
+            tracing::info!(
+                throttle_key = %self.key,
+                limit = self.limit,
+                window_ends_at = self.window.ends_at,
+                "login refused: too many failed attempts"
+            );
+        } else {
+            tracing::debug!(
+                throttle_key = %self.key,
+                limit = self.limit,
+                window_ends_at = self.window.ends_at,
+                "login refused: too many failed attempts"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_short_ascii_and_kind_tagged() {
+        for key in [
+            ThrottleKey::account(""),
+            ThrottleKey::account(&"x".repeat(10_000)),
+            ThrottleKey::account("a:b*?[c] \u{0}\n"),
+            ThrottleKey::address("127.0.0.1".parse().unwrap()),
+            ThrottleKey::address("::1".parse().unwrap()),
+        ] {
+            assert!(key.as_str().len() <= ThrottleKey::MAX_LEN, "{key}");
+            assert!(
+                key.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':'),
+                "{key}"
+            );
+        }
+        // An address never collides with an account of the same bytes.
+        assert_ne!(
+            ThrottleKey::account("\u{7f}\0\0\u{1}"),
+            ThrottleKey::address("127.0.0.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn names_are_normalised_like_the_login() {
+        assert_eq!(ThrottleKey::account("ADA"), ThrottleKey::account("ada"));
+        // Full-width letters are their plain forms under NFKC.
+        assert_eq!(
+            ThrottleKey::account("\u{ff41}da"),
+            ThrottleKey::account("ada")
+        );
+        assert_ne!(ThrottleKey::account("ada "), ThrottleKey::account("ada"));
+    }
+
+    #[test]
+    fn addresses_group_ipv6_by_64_and_unmap_ipv4() {
+        let key = |s: &str| ThrottleKey::address(s.parse().unwrap());
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("2001:db8:0:1::1"), key("2001:db8:0:1:ffff::9"));
+        assert_ne!(key("2001:db8:0:1::1"), key("2001:db8:0:2::1"));
+    }
+
+    #[test]
+    fn retry_after_is_at_least_a_second() {
+        let w = ThrottleWindow {
+            attempts: 9,
+            ends_at: 100,
+        };
+        assert_eq!(w.retry_after(40), Duration::from_secs(60));
+        assert_eq!(w.retry_after(100), Duration::from_secs(1));
+        assert_eq!(w.retry_after(500), Duration::from_secs(1));
+    }
+}

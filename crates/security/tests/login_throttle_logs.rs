@@ -1,0 +1,87 @@
+//! What failed and throttled logins write to the log: the hashed
+//! throttle key, never the username or the client address.
+//!
+//! A test binary of its own: the log is captured with a thread-local
+//! subscriber, and tracing caches, per call site, whether anyone listens;
+//! tests running on other threads without a subscriber would race it.
+
+// Test helpers may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
+use common::*;
+use fastcore_security::{ThrottleKey, auth_router};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_logins_log_a_hash_never_the_username() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let config = config_builder()
+        .login_max_failures_per_account(2)
+        .login_max_failures_per_address(3)
+        .login_throttle_window(Duration::from_secs(900))
+        .build()
+        .unwrap();
+    let directory = TestDirectory::default();
+    let router = auth_router(auth_state(memory_security_with(config), &directory));
+    let ip = "192.0.2.10";
+    let login = |name: &str| {
+        let mut request = post_form(
+            "/auth/login",
+            &[("username", name), ("password", "wrong password")],
+        );
+        let addr = SocketAddr::new(ip.parse().unwrap(), 40_000);
+        request.extensions_mut().insert(ConnectInfo(addr));
+        request
+    };
+
+    let name = "Secret-Username-4711";
+    for expected in [
+        StatusCode::UNAUTHORIZED,
+        StatusCode::UNAUTHORIZED,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        assert_eq!(send(&router, login(name)).await.status, expected);
+    }
+    // The address's third failure, then its refusal.
+    let res = send(&router, login("other-name-0815")).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let res = send(&router, login("third-name-1234")).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let key = ThrottleKey::account(name);
+    assert!(log.contains(key.as_str()), "{log}");
+    assert!(log.contains("login throttle engaged"), "{log}");
+    assert!(log.contains("too many failed attempts"), "{log}");
+    for secret in ["Secret-Username", "secret-username", "0815", "1234", ip] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
