@@ -787,7 +787,10 @@ mod suite {
         assert!(!store.revoke("late", NOW + 30).await.unwrap());
         assert_eq!(store.revoke_family("L", NOW + 30).await.unwrap(), 0);
         assert_eq!(store.revoke_user("u", None, NOW + 30).await.unwrap(), 0);
-        assert_eq!(store.revoke_user("u", Some("X"), NOW + 30).await.unwrap(), 0);
+        assert_eq!(
+            store.revoke_user("u", Some("X"), NOW + 30).await.unwrap(),
+            0
+        );
         assert_eq!(revoked_at(&store, "late").await, Some(NOW + 20));
         // A user without tokens can be cut off (idempotent, no error).
         store.cut_off_user("nobody", NOW).await.unwrap();
