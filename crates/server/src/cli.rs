@@ -23,8 +23,10 @@ use crate::purge::DEFAULT_PURGE_BATCH;
 /// unless `serve --demo` or JWT_KEYS_FILE), JWT_ALGORITHM, JWT_KEYS_FILE (a
 /// key file from `keys generate`, instead of JWT_SECRET_KEY),
 /// JWT_ACCESS_TOKEN_EXPIRE_MINUTES, JWT_REFRESH_TOKEN_EXPIRE_DAYS,
-/// JWT_AUDIENCE, JWT_ISSUER, JWT_ALLOWED_AUDIENCES, DATABASE_URL; RUST_LOG
-/// sets the log level.
+/// JWT_AUDIENCE, JWT_ISSUER, JWT_ALLOWED_AUDIENCES, DATABASE_URL, and the
+/// login throttle's LOGIN_MAX_FAILURES_PER_ACCOUNT,
+/// LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_THROTTLE_WINDOW_SECONDS (also
+/// `serve` flags); RUST_LOG sets the log level.
 #[derive(Debug, Parser)]
 #[command(name = "fastcore-security", version, about, long_about)]
 pub struct Cli {
@@ -152,6 +154,43 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = DEFAULT_PURGE_BATCH, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub purge_batch: u32,
+
+    /// Failed logins one account may have per login throttle window;
+    /// after them, logins to that account (from any address, with any
+    /// password) get 429 until the window ends. A successful login clears
+    /// the count. 0 turns the limit off. [default: 5]
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ACCOUNT", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub login_max_failures_per_account: Option<u32>,
+
+    /// Failed logins one client address (an IPv6 /64) may have per login
+    /// throttle window, over all accounts; after them, its logins get 429
+    /// until the window ends. The server sees the peer address: behind a
+    /// reverse proxy every client has the proxy's, so raise this or turn
+    /// it off (0) there. [default: 20]
+    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ADDRESS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub login_max_failures_per_address: Option<u32>,
+
+    /// The login throttle window, from an account's or address's first
+    /// counted failure: `15m`, `1h`, `90s`, a bare number of seconds; from
+    /// 1s to 24h. [default: 15m]
+    #[arg(long, env = "LOGIN_THROTTLE_WINDOW_SECONDS", value_name = "DURATION",
+          value_parser = parse_throttle_window)]
+    pub login_throttle_window: Option<Duration>,
+}
+
+/// Parses `--login-throttle-window`: a duration like [`parse_duration`]'s,
+/// which may also be in hours, in whole seconds from 1s to a day.
+pub fn parse_throttle_window(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration_units(text.trim(), true)?;
+    if duration < Duration::from_secs(1) || duration > Duration::from_secs(86_400) {
+        return Err("the login throttle window must be from 1s to 24h".into());
+    }
+    if duration.subsec_nanos() != 0 {
+        return Err("the login throttle window must be whole seconds".into());
+    }
+    Ok(duration)
 }
 
 /// `--purge-interval`: off, or how long between two purges.
@@ -458,6 +497,44 @@ mod tests {
         assert!(
             Cli::try_parse_from(["fastcore-security", "--redis-prefix", "", "migrate"]).is_err()
         );
+    }
+
+    #[test]
+    fn login_throttle_flags_are_optional_and_bounded() {
+        let serve = |extra: &[&str]| {
+            let args = ["fastcore-security", "serve"].iter().chain(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Serve(args) => args,
+                _ => panic!("serve parses as serve"),
+            })
+        };
+        // Unset, the library's defaults (or its environment variables) apply.
+        let args = serve(&[]).unwrap();
+        assert_eq!(args.login_max_failures_per_account, None);
+        assert_eq!(args.login_max_failures_per_address, None);
+        assert_eq!(args.login_throttle_window, None);
+        let args = serve(&[
+            "--login-max-failures-per-account",
+            "0",
+            "--login-max-failures-per-address",
+            "50",
+            "--login-throttle-window",
+            "1h",
+        ])
+        .unwrap();
+        assert_eq!(args.login_max_failures_per_account, Some(0));
+        assert_eq!(args.login_max_failures_per_address, Some(50));
+        assert_eq!(args.login_throttle_window, Some(Duration::from_secs(3600)));
+        for bad in [
+            ["--login-max-failures-per-account", "-1"],
+            ["--login-max-failures-per-address", "1000001"],
+            ["--login-throttle-window", "0"],
+            ["--login-throttle-window", "1500ms"],
+            ["--login-throttle-window", "25h"],
+        ] {
+            assert!(serve(&bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_throttle_window("900"), Ok(Duration::from_secs(900)));
     }
 
     #[test]

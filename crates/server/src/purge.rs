@@ -3,12 +3,13 @@
 //!
 //! Expired records are useless (an expired token never validates) but the
 //! SQL stores keep them until they are purged; Redis drops them by itself,
-//! so there a purge finds little or nothing.
+//! so there a purge finds little or nothing. The same goes for the login
+//! throttle's ended windows (rows of `fastcore_login_throttle`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastcore_security::{StoreError, TokenStore};
+use fastcore_security::{LoginThrottle, StoreError, TokenStore};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -56,15 +57,41 @@ pub async fn purge_expired(
     }
 }
 
+/// Deletes the login throttle's windows that ended before `now`, `batch` at
+/// a time, until a batch comes back short. Returns the total.
+pub async fn purge_login_throttle(
+    throttle: &dyn LoginThrottle,
+    now: i64,
+    batch: u32,
+) -> Result<u64, PurgeError> {
+    let batch = batch.max(1);
+    let mut total = 0;
+    loop {
+        let deleted = throttle
+            .purge_expired(now, batch)
+            .await
+            .map_err(|source| PurgeError {
+                purged: total,
+                source,
+            })?;
+        total += deleted;
+        if deleted < u64::from(batch) {
+            return Ok(total);
+        }
+    }
+}
+
 /// Starts `serve`'s background purge: one purge right away, then one every
 /// `interval`, until `stop` says `true` (or its sender is dropped). A purge
-/// in progress is abandoned at the stop.
+/// in progress is abandoned at the stop. Each purge deletes the records of
+/// expired tokens, then the login throttle's ended windows.
 ///
 /// A failure (the store is down) is logged as a warning and the next
 /// interval tries again: the server never stops over it. Each purge logs
 /// its count at `info`.
 pub fn spawn_background_purge(
     store: Arc<dyn TokenStore>,
+    throttle: Arc<dyn LoginThrottle>,
     interval: Duration,
     batch: u32,
     mut stop: watch::Receiver<bool>,
@@ -84,7 +111,18 @@ pub fn spawn_background_purge(
                 }
             }
             let started = std::time::Instant::now();
-            let purge = purge_expired(&*store, clock::now(), batch, |_| {});
+            let now = clock::now();
+            let purge = async {
+                let tokens = purge_expired(&*store, now, batch, |_| {}).await?;
+                let windows =
+                    purge_login_throttle(&*throttle, now, batch)
+                        .await
+                        .map_err(|err| PurgeError {
+                            purged: tokens + err.purged,
+                            source: err.source,
+                        })?;
+                Ok::<_, PurgeError>((tokens, windows))
+            };
             let outcome = tokio::select! {
                 outcome = purge => outcome,
                 changed = stop.changed() => {
@@ -95,8 +133,9 @@ pub fn spawn_background_purge(
                 }
             };
             match outcome {
-                Ok(purged) => tracing::info!(
+                Ok((purged, throttle_windows)) => tracing::info!(
                     purged,
+                    throttle_windows,
                     elapsed_ms = started.elapsed().as_millis(),
                     "purged the records of expired tokens"
                 ),

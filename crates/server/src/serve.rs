@@ -139,7 +139,7 @@ pub async fn serve(
     options: &OpenOptions,
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
-    let config = config_from_env(database_url, args.demo)?;
+    let config = config_from_env(database_url, args)?;
     let db = Database::open_with(database_url, options).await?;
     tracing::info!(
         database = %redact_url(database_url),
@@ -162,6 +162,14 @@ pub async fn serve(
         issuer = config.issuer().unwrap_or("-"),
         development_secret = config.uses_generated_secret(),
         "security configured"
+    );
+    // The store's own throttle: instances sharing the database share it.
+    tracing::info!(
+        store = security.login_throttle().backend(),
+        max_failures_per_account = config.login_max_failures_per_account(),
+        max_failures_per_address = config.login_max_failures_per_address(),
+        window_s = config.login_throttle_window().as_secs(),
+        "login throttle"
     );
     let users = db.users();
     let authenticator = Arc::new(Authenticator::new(
@@ -202,6 +210,7 @@ pub async fn serve(
             );
             Some(spawn_background_purge(
                 Arc::clone(security.store()),
+                Arc::clone(security.login_throttle()),
                 interval,
                 args.purge_batch,
                 purge_stopped,
@@ -239,12 +248,23 @@ async fn stop_background_purge(purge: tokio::task::JoinHandle<()>) {
 }
 
 /// The security configuration from the environment (the seed's variable
-/// names). With `demo`, a missing `JWT_SECRET_KEY` is replaced by a random
+/// names), with the login throttle flags of `args` over the environment's.
+/// With `--demo`, a missing `JWT_SECRET_KEY` is replaced by a random
 /// development secret. Demo mode is refused when the environment says
 /// production (the library refuses the generated secret there; this also
 /// refuses the demo user).
-fn config_from_env(database_url: &str, demo: bool) -> anyhow::Result<SecurityConfig> {
-    let builder = SecurityConfig::builder_from_env()?;
+fn config_from_env(database_url: &str, args: &ServeArgs) -> anyhow::Result<SecurityConfig> {
+    let demo = args.demo;
+    let mut builder = SecurityConfig::builder_from_env()?;
+    if let Some(max) = args.login_max_failures_per_account {
+        builder = builder.login_max_failures_per_account(max);
+    }
+    if let Some(max) = args.login_max_failures_per_address {
+        builder = builder.login_max_failures_per_address(max);
+    }
+    if let Some(window) = args.login_throttle_window {
+        builder = builder.login_throttle_window(window);
+    }
     let production =
         Environment::from_lookup(|name| std::env::var(name).ok()) == Environment::Production;
     let suggest_demo = !builder.has_secret() && !builder.has_keys() && !demo && !production;

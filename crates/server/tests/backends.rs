@@ -80,6 +80,7 @@ on_each_backend!(
     users_can_be_disabled_enabled_and_listed,
     a_bcrypt_hash_is_upgraded_at_login,
     instances_share_one_store,
+    instances_share_the_login_throttle,
 );
 
 /// A token record for `user`, expiring at `expires_at`.
@@ -278,6 +279,43 @@ mod scenario {
         assert!(authenticator.authenticate(&right).await.unwrap().is_some());
     }
 
+    /// Two server instances on one store count failed logins together, in
+    /// the store's own throttle (the defaults: 5 per account): the sixth
+    /// attempt on either instance is refused with 429, even with the right
+    /// password, for any spelling of the name; other accounts log in.
+    pub(super) async fn instances_share_the_login_throttle(store: TestStore) {
+        let options = store.options();
+        let a = TestServer::start_on(store.url(), &options).await;
+        let b = TestServer::start_on(store.url(), &options).await;
+        for server in [&a, &b] {
+            assert_eq!(
+                server.security.login_throttle().backend(),
+                server.db.backend().name(),
+                "serve counts in its store"
+            );
+        }
+        a.add_user("ada", PASSWORD).await;
+        a.add_user("bob", PASSWORD).await;
+        for server in [&a, &b, &a, &b, &a] {
+            let response = server.login_form("ada", "not the password").await;
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        }
+        for (server, name) in [(&b, "ada"), (&a, "ADA")] {
+            let response = server.login_form(name, PASSWORD).await;
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            let retry_after: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=900).contains(&retry_after), "{retry_after}");
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["code"], "too_many_attempts", "{problem}");
+        }
+        let response = b.login_form("bob", PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
     /// Two server instances (two listeners, one secret) on one store: a
     /// token issued by A works on B, a logout on B is refused on A at its
     /// next request, and logout-all on A ends the sessions made on B,
@@ -465,7 +503,14 @@ async fn the_background_purge_lives_through_a_postgres_outage() {
         .unwrap();
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let purge = spawn_background_purge(db.token_store(), Duration::from_millis(300), 10, stopped);
+    let throttle = db.token_store().login_throttle().unwrap();
+    let purge = spawn_background_purge(
+        db.token_store(),
+        throttle,
+        Duration::from_millis(300),
+        10,
+        stopped,
+    );
     wait_until_gone(&*direct, "old-1").await;
 
     proxy.down().await;

@@ -224,10 +224,20 @@ mod scenario {
     }
 
     /// `token purge --batch 10` on 25 expired and 7 live records deletes
-    /// exactly the 25 (in three batches), with plain lines on a pipe.
+    /// exactly the 25 (in three batches), with plain lines on a pipe; then
+    /// the login throttle's ended windows (the SQL stores keep those
+    /// rows; Redis has expired them by itself).
     pub(super) async fn token_purge_deletes_exactly_the_expired_records(store: TestStore) {
         let tokens = store.open().await.token_store();
         let now = clock::now();
+        let throttle = tokens.login_throttle().unwrap();
+        for name in ["a", "b", "c"] {
+            let key = fastcore_security::ThrottleKey::account(name);
+            throttle.hit(&key, 1, now - 60).await.unwrap();
+        }
+        let live = fastcore_security::ThrottleKey::account("live");
+        throttle.hit(&live, 600, now).await.unwrap();
+        let ended_windows = if store.kind == Kind::Redis { 0 } else { 3 };
         // Expired a little while ago (Redis keeps a record for five minutes
         // past its expiry, so it has these to purge too).
         for i in 0..25 {
@@ -261,10 +271,15 @@ mod scenario {
         );
         assert!(lines.contains(&"deleted 10 record(s) so far"), "{out:?}");
         assert_eq!(
-            lines.last(),
-            Some(&"purged 25 expired token record(s)"),
+            lines[lines.len() - 2..],
+            [
+                "purged 25 expired token record(s)",
+                &format!("purged {ended_windows} ended login throttle window(s)")
+            ],
             "{out:?}"
         );
+        // The live window is still counting.
+        assert_eq!(throttle.hit(&live, 600, now).await.unwrap().attempts, 2);
         for i in 0..25 {
             assert!(
                 tokens.get(&format!("old-{i}")).await.unwrap().is_none(),
@@ -282,7 +297,9 @@ mod scenario {
         let out = run(command(&store, &["token", "purge"]), None);
         assert!(out.success(), "{out:?}");
         assert!(
-            out.stdout.ends_with("purged 0 expired token record(s)\n"),
+            out.stdout.ends_with(
+                "purged 0 expired token record(s)\npurged 0 ended login throttle window(s)\n"
+            ),
             "{out:?}"
         );
     }

@@ -626,10 +626,15 @@ async fn token_purge_on_a_terminal_shows_a_progress_bar() {
         out.stdout.contains("\u{1b}[2K"),
         "drawn and cleared in place: {out:?}"
     );
+    // (A terminal ends its lines with \r\n.)
+    let lines: Vec<&str> = out.stdout.trim_end().lines().map(str::trim_end).collect();
     assert!(
-        out.stdout
-            .trim_end()
-            .ends_with("purged 25 expired token record(s)"),
+        lines[lines.len() - 2].ends_with("purged 25 expired token record(s)"),
+        "{out:?}"
+    );
+    assert_eq!(
+        lines[lines.len() - 1],
+        "purged 0 ended login throttle window(s)",
         "{out:?}"
     );
     assert!(

@@ -519,3 +519,62 @@ fn serve_lowers_max_connections_to_a_hard_open_file_limit() {
     );
     assert!(log.contains("max_connections=136"), "{log}");
 }
+
+/// The login throttle as `serve` runs it: in the database's own table,
+/// limits from the flags and the environment, a 429 with `Retry-After`
+/// once an account's failures are used up, and never the username in
+/// the log.
+#[tokio::test]
+async fn serve_throttles_failed_logins_with_its_flags_and_environment() {
+    let temp = TempDb::new();
+    let mut command = serve(&temp);
+    command
+        .args(["--login-max-failures-per-account", "2"])
+        .args(["--login-throttle-window", "10m"])
+        .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "3")
+        .env("JWT_SECRET_KEY", SECRET);
+    let mut server = Running::spawn(command);
+    let base = server.wait_until_listening();
+    let config = server.wait_for(Stream::Stderr, |l| l.contains("login throttle"));
+    for expected in [
+        "sqlite",
+        "max_failures_per_account=2",
+        "max_failures_per_address=3",
+        "window_s=600",
+    ] {
+        assert!(config.contains(expected), "{expected}: {config}");
+    }
+
+    let client = reqwest::Client::new();
+    let login = |name: &'static str| {
+        client
+            .post(format!("{base}/auth/login"))
+            .form(&[("username", name), ("password", "wrong password")])
+            .send()
+    };
+    let name = "throttled-name-5813";
+    assert_eq!(login(name).await.unwrap().status(), 401);
+    assert_eq!(login(name).await.unwrap().status(), 401);
+    let refused = login(name).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry_after), "{retry_after}");
+    let problem: Value = refused.json().await.unwrap();
+    assert_eq!(problem["code"], "too_many_attempts");
+    // The address's third failure (the refusal did not count), then its limit.
+    assert_eq!(login("another-name").await.unwrap().status(), 401);
+    assert_eq!(login("a-third-name").await.unwrap().status(), 429);
+
+    assert!(server.terminate().success());
+    server.drain();
+    let log = server.captured();
+    assert!(log.contains("status=429"), "{log}");
+    assert!(log.contains("login throttle engaged"), "{log}");
+    for name in [name, "another-name", "a-third-name"] {
+        assert!(!log.contains(name), "{name} in the log:\n{log}");
+    }
+}

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::clock;
 use crate::database::{Database, OpenOptions};
 use crate::password_input::read_line;
-use crate::purge::purge_expired;
+use crate::purge::{purge_expired, purge_login_throttle};
 
 /// Longest token `inspect` looks at; real ones are well under 8 KiB.
 const MAX_TOKEN_BYTES: usize = 64 * 1024;
@@ -281,6 +281,10 @@ pub async fn purge(db: &Database, batch: u32) -> anyhow::Result<()> {
     match purged {
         Ok(total) => {
             println!("purged {total} expired token record(s)");
+            if let Some(throttle) = store.login_throttle() {
+                let windows = purge_login_throttle(&*throttle, cutoff, batch).await?;
+                println!("purged {windows} ended login throttle window(s)");
+            }
             Ok(())
         }
         Err(err) => {
