@@ -734,7 +734,7 @@ mod suite {
             assert_eq!(consumed_at, NOW);
             assert_eq!(replaced_by.as_deref(), Some(winner.as_str()));
         }
-        assert_eq!(live_jtis(&store, "u").await, [winner.clone()]);
+        assert_eq!(live_jtis(&store, "u").await, std::slice::from_ref(&winner));
         for i in 0..64 {
             let jti = format!("child-{i}");
             assert_eq!(store.get(&jti).await.unwrap().is_some(), jti == winner);
