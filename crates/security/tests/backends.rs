@@ -188,10 +188,7 @@ mod scenario {
             .unwrap()
             .sid
             .unwrap();
-        assert_eq!(
-            security.revoke_other_sessions("7", &sid).await.unwrap(),
-            2
-        );
+        assert_eq!(security.revoke_other_sessions("7", &sid).await.unwrap(), 2);
         security
             .validate_token(&here.access_token, None)
             .await

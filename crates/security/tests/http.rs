@@ -1061,7 +1061,7 @@ async fn sessions_can_be_listed_and_ended_over_http() {
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, [laptop_sid.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&laptop_sid));
     let res = send(
         &app.router,
         get("/auth/sessions?exclude_current=maybe", Some(&phone_access)),

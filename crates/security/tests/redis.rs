@@ -119,9 +119,7 @@ async fn connect_store_gives_a_redis_store_that_security_uses_end_to_end() {
         .validate_token(&refreshed.access_token, Some(TokenType::Access))
         .await
         .unwrap();
-    let rotated = security
-        .decode_token(&refreshed.refresh_token)
-        .unwrap();
+    let rotated = security.decode_token(&refreshed.refresh_token).unwrap();
     let _cleanup_third = DefaultPrefixKeys(vec![
         format!("fastcore:tok:{}", third.jti),
         format!("fastcore:tok:{}", rotated.jti),

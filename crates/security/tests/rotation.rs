@@ -351,7 +351,7 @@ mod suite {
             .into_iter()
             .map(|x| x.id)
             .collect();
-        assert_eq!(ids, [l_sid.clone()]);
+        assert_eq!(ids, [l_sid]);
         // Ending it twice is not an error; it is just gone.
         assert!(!s.revoke_session("owner", &p_sid).await.unwrap());
     }

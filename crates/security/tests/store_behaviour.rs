@@ -734,7 +734,7 @@ mod suite {
             assert_eq!(consumed_at, NOW);
             assert_eq!(replaced_by.as_deref(), Some(winner.as_str()));
         }
-        assert_eq!(live_jtis(&store, "u").await, [winner.clone()]);
+        assert_eq!(live_jtis(&store, "u").await, std::slice::from_ref(&winner));
         for i in 0..64 {
             let jti = format!("child-{i}");
             assert_eq!(store.get(&jti).await.unwrap().is_some(), jti == winner);
@@ -787,7 +787,10 @@ mod suite {
         assert!(!store.revoke("late", NOW + 30).await.unwrap());
         assert_eq!(store.revoke_family("L", NOW + 30).await.unwrap(), 0);
         assert_eq!(store.revoke_user("u", None, NOW + 30).await.unwrap(), 0);
-        assert_eq!(store.revoke_user("u", Some("X"), NOW + 30).await.unwrap(), 0);
+        assert_eq!(
+            store.revoke_user("u", Some("X"), NOW + 30).await.unwrap(),
+            0
+        );
         assert_eq!(revoked_at(&store, "late").await, Some(NOW + 20));
         // A user without tokens can be cut off (idempotent, no error).
         store.cut_off_user("nobody", NOW).await.unwrap();
