@@ -51,10 +51,29 @@
 //!         .with_state(state.clone())
 //!         .merge(auth_router(state));
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
+//!     // With connect info, session lists show each login's address.
+//!     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
 //!     axum::serve(listener, app).await.unwrap();
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Token lifecycle
+//!
+//! - A login ([`Security::create_session`]) is a session: its access and
+//!   refresh tokens share a `sid`.
+//! - A refresh ([`Security::refresh_session`]) rotates: the refresh token is
+//!   consumed atomically in the store and a new pair of the same session is
+//!   returned. A spent refresh token presented again revokes its whole
+//!   session ([`Error::RefreshTokenReused`]), except within a short grace
+//!   for the client that rotated it (two tabs refreshing at once).
+//! - [`Security::logout`] ends a session; [`Security::revoke_session`] ends
+//!   one by id for its owner; [`Security::revoke_other_sessions`] keeps only
+//!   the caller's; [`Security::revoke_all_user_tokens`] revokes every token
+//!   of a user with one write (a per-user cut-off).
+//! - Keys: one HMAC secret, or a [`KeySet`] of several keys with `kid`s
+//!   (HS*, RS*, PS*, ES256/384, EdDSA; each pinned to its algorithm), loaded
+//!   from a key file for rotation; the public ones are served as JWKS.
 #![deny(missing_docs)]
 
 mod config;

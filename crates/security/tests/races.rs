@@ -121,10 +121,10 @@ async fn refresh_racing_logout_all(security: &Security, round: usize) {
                 // The memory store never waits: without this, A would hold
                 // its worker, and B, woken on it, would never run.
                 tokio::task::yield_now().await;
-                if tokens.len() >= REFRESHES_FIRST {
-                    if let Some(started) = started.take() {
-                        let _ = started.send(());
-                    }
+                if tokens.len() >= REFRESHES_FIRST
+                    && let Some(started) = started.take()
+                {
+                    let _ = started.send(());
                 }
             };
             // Dropping `started` unsent (A failed early) lets B go anyway.
@@ -136,7 +136,7 @@ async fn refresh_racing_logout_all(security: &Security, round: usize) {
         let user = user.clone();
         tokio::spawn(async move {
             let _ = refreshed_enough.await;
-            if round % 2 == 0 {
+            if round.is_multiple_of(2) {
                 security.revoke_all_user_tokens(&user).await.map(|()| None)
             } else {
                 security

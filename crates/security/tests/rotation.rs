@@ -286,6 +286,64 @@ mod suite {
         claims(s, &tab_b.access_token).await;
     }
 
+    /// Inside the grace, the same spent token from another client (another
+    /// address or user agent than the one that rotated it) is theft racing
+    /// its owner: the session is revoked.
+    pub(super) async fn grace_is_only_for_the_client_that_rotated(backend: &str) {
+        let Some(t) = target(backend, with_grace(30)).await else {
+            return;
+        };
+        let s = &t.security;
+        let owner = ClientInfo {
+            user_agent: Some("Browser/1".into()),
+            ip: Some("192.0.2.1".into()),
+        };
+        let login = s.create_session("u", None, &owner).await.unwrap();
+        let rotated = s
+            .refresh_session(&login.refresh_token, &owner)
+            .await
+            .unwrap();
+        // A second tab of the same browser is fine.
+        let tab = s
+            .refresh_session(&login.refresh_token, &owner)
+            .await
+            .unwrap();
+        assert_eq!(
+            claims(s, &tab.refresh_token).await.jti,
+            claims(s, &rotated.refresh_token).await.jti
+        );
+        for thief in [
+            ClientInfo {
+                ip: Some("203.0.113.9".into()),
+                ..owner.clone()
+            },
+            ClientInfo {
+                user_agent: Some("curl/8".into()),
+                ..owner.clone()
+            },
+        ] {
+            let other = s.create_session("u", None, &owner).await.unwrap();
+            let next = s
+                .refresh_session(&other.refresh_token, &owner)
+                .await
+                .unwrap();
+            assert_err(
+                s.refresh_session(&other.refresh_token, &thief).await,
+                "refresh_token_reused",
+            );
+            assert_err(
+                s.validate_token(&next.refresh_token, None).await,
+                "token_revoked",
+            );
+            assert_err(
+                s.validate_token(&next.access_token, None).await,
+                "token_revoked",
+            );
+        }
+        // The first session was not involved.
+        claims(s, &rotated.refresh_token).await;
+    }
+
     /// Sessions: listed with their client and times, only their owner's,
     /// ended one at a time by their owner only.
     pub(super) async fn sessions_are_listed_and_ended_by_their_owner(backend: &str) {
@@ -351,7 +409,7 @@ mod suite {
             .into_iter()
             .map(|x| x.id)
             .collect();
-        assert_eq!(ids, std::slice::from_ref(&l_sid));
+        assert_eq!(ids, [l_sid]);
         // Ending it twice is not an error; it is just gone.
         assert!(!s.revoke_session("owner", &p_sid).await.unwrap());
     }
@@ -428,6 +486,7 @@ macro_rules! on_backend {
             concurrent_refreshes_without_grace_end_the_session,
             replay_after_rotation_revokes_the_family,
             grace_hands_out_the_successor_only_while_it_is_current,
+            grace_is_only_for_the_client_that_rotated,
             sessions_are_listed_and_ended_by_their_owner,
             logout_everywhere_revokes_issued_access_tokens,
             minted_access_tokens_are_independent,

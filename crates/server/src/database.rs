@@ -329,10 +329,10 @@ async fn migrate_sqlite_users(pool: &sqlx::SqlitePool) -> Result<(), MigrateErro
 fn is_unique_violation(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(cause) = next {
-        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
-            if db.is_unique_violation() {
-                return true;
-            }
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
+            && db.is_unique_violation()
+        {
+            return true;
         }
         next = cause.source();
     }

@@ -16,8 +16,7 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
 use fastcore_security::{
-    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, jwks_router,
-    redact_url,
+    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
 };
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -75,10 +74,7 @@ pub fn app_with_body_timeout(
     users: Arc<Authenticator>,
     body_timeout: Duration,
 ) -> Router {
-    // The JWK Set is served here until the library's auth_router serves it
-    // itself; then this merge goes (two routes for one path would panic).
-    auth_router(AuthState::new(security.clone(), users))
-        .merge(jwks_router(security))
+    auth_router(AuthState::new(security, users))
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -144,12 +144,12 @@ pub(crate) async fn raw_refresh_token(req: Request) -> Result<String, AuthReject
         let bytes = read_limited(body).await?;
         if !bytes.is_empty() {
             let body: RefreshBody = parse(&parts.headers, &bytes, "a refresh_token field")?;
-            if let Some(grant) = body.grant_type.as_deref() {
-                if grant != "refresh_token" {
-                    return Err(AuthRejection::InvalidRequest(
-                        "grant_type must be refresh_token".into(),
-                    ));
-                }
+            if let Some(grant) = body.grant_type.as_deref()
+                && grant != "refresh_token"
+            {
+                return Err(AuthRejection::InvalidRequest(
+                    "grant_type must be refresh_token".into(),
+                ));
             }
             return Ok(body.refresh_token);
         }

@@ -100,6 +100,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 /// | `GET /auth/sessions` | the user's live sessions; `?exclude_current=true` leaves out the caller's |
 /// | `DELETE /auth/sessions/{id}` | ends one of the user's own sessions (204; 404 if it is not theirs) |
 /// | `GET /auth/me` | the current user, as `A::User` serializes |
+/// | `GET /.well-known/jwks.json` | the public keys ([`jwks_router`](super::jwks_router)); `{"keys":[]}` with HMAC keys |
 /// | `GET /health` | [`SecurityStatus`](crate::SecurityStatus); 503 when the store is down |
 pub fn auth_router<A>(state: AuthState<A>) -> Router
 where
@@ -116,7 +117,8 @@ where
         .route("/auth/sessions/{id}", delete(delete_session))
         .route("/auth/me", get(me::<A>))
         .route("/health", get(health))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::jwks_router(state.security))
 }
 
 /// Token responses must not be cached (RFC 6749 section 5.1).

@@ -143,12 +143,13 @@ impl LoginThrottle for MemoryLoginThrottle {
 
     async fn undo(&self, key: &ThrottleKey, window: &ThrottleWindow) -> Result<(), StoreError> {
         self.with(|windows| {
-            if let Some(w) = windows.get_mut(key) {
-                if w.ends_at == window.ends_at && w.attempts > 0 {
-                    w.attempts -= 1;
-                    if w.attempts == 0 {
-                        windows.remove(key);
-                    }
+            if let Some(w) = windows.get_mut(key)
+                && w.ends_at == window.ends_at
+                && w.attempts > 0
+            {
+                w.attempts -= 1;
+                if w.attempts == 0 {
+                    windows.remove(key);
                 }
             }
         });

@@ -247,15 +247,15 @@ impl LoginAttempt {
     /// cleared). A store failure here is logged, not returned: the counts
     /// it leaves are only ever too high.
     pub async fn succeeded(self) {
-        if let Some((key, _, _)) = &self.account {
-            if let Err(err) = self.throttle.reset(key).await {
-                warn_unavailable(&err, "could not clear an account's failed logins");
-            }
+        if let Some((key, _, _)) = &self.account
+            && let Err(err) = self.throttle.reset(key).await
+        {
+            warn_unavailable(&err, "could not clear an account's failed logins");
         }
-        if let Some((key, window, _)) = &self.address {
-            if let Err(err) = self.throttle.undo(key, window).await {
-                warn_unavailable(&err, "could not take back a login attempt");
-            }
+        if let Some((key, window, _)) = &self.address
+            && let Err(err) = self.throttle.undo(key, window).await
+        {
+            warn_unavailable(&err, "could not take back a login attempt");
         }
     }
 
@@ -265,16 +265,16 @@ impl LoginAttempt {
     /// the hashed key only.
     pub fn failed(self) {
         for (kind, slot) in [("account", &self.account), ("address", &self.address)] {
-            if let Some((key, window, limit)) = slot {
-                if window.attempts == u64::from(*limit) {
-                    tracing::warn!(
-                        throttle_key = %key,
-                        limit = kind,
-                        failures = window.attempts,
-                        window_ends_at = window.ends_at,
-                        "login throttle engaged: further attempts are refused until the window ends"
-                    );
-                }
+            if let Some((key, window, limit)) = slot
+                && window.attempts == u64::from(*limit)
+            {
+                tracing::warn!(
+                    throttle_key = %key,
+                    limit = kind,
+                    failures = window.attempts,
+                    window_ends_at = window.ends_at,
+                    "login throttle engaged: further attempts are refused until the window ends"
+                );
             }
         }
     }

@@ -244,19 +244,19 @@ impl SigningKey {
         let kid = checked_kid(kid.into())?;
         let name = key_name(Some(&kid));
         key_kind(&name, algorithm)?;
-        if let Some(alg) = jwk.common.key_algorithm {
-            if alg != algorithm.into() {
-                return Err(Error::config(format!(
-                    "{name}: the JWK says alg {alg}, the key is configured for {algorithm:?}"
-                )));
-            }
+        if let Some(alg) = jwk.common.key_algorithm
+            && alg != algorithm.into()
+        {
+            return Err(Error::config(format!(
+                "{name}: the JWK says alg {alg}, the key is configured for {algorithm:?}"
+            )));
         }
-        if let Some(jwk_kid) = &jwk.common.key_id {
-            if jwk_kid != &kid {
-                return Err(Error::config(format!(
-                    "{name}: the JWK has another kid than the key"
-                )));
-            }
+        if let Some(jwk_kid) = &jwk.common.key_id
+            && jwk_kid != &kid
+        {
+            return Err(Error::config(format!(
+                "{name}: the JWK has another kid than the key"
+            )));
         }
         if jwk
             .common
@@ -379,13 +379,13 @@ impl KeySet {
             ));
         }
         for (i, key) in keys.iter().enumerate() {
-            if let Some(kid) = key.kid() {
-                if keys[..i].iter().any(|k| k.kid() == Some(kid)) {
-                    return Err(Error::config(format!(
-                        "{}: two keys have this kid",
-                        key_name(Some(kid))
-                    )));
-                }
+            if let Some(kid) = key.kid()
+                && keys[..i].iter().any(|k| k.kid() == Some(kid))
+            {
+                return Err(Error::config(format!(
+                    "{}: two keys have this kid",
+                    key_name(Some(kid))
+                )));
             }
         }
         Ok(Self { keys })

@@ -527,10 +527,12 @@ impl Security {
     ///
     /// Presenting a consumed token again is reuse: within
     /// [`refresh_reuse_grace`](SecurityConfig::refresh_reuse_grace) of the
-    /// rotation (two tabs refreshing at once) the caller gets the session's
-    /// current refresh token and a fresh access token, and nothing is
-    /// revoked; after it, the whole session is revoked (committed before
-    /// the error returns) and the answer is [`Error::RefreshTokenReused`].
+    /// rotation, from the client that rotated it (same user agent and
+    /// address, as far as both are known: two tabs refreshing at once), the
+    /// caller gets the session's current refresh token and a fresh access
+    /// token, and nothing is revoked; otherwise the whole session is revoked
+    /// (committed before the error returns) and the answer is
+    /// [`Error::RefreshTokenReused`].
     ///
     /// It checks the token, not the user: an endpoint built on it should
     /// also check that the user still exists and is active, as
@@ -547,7 +549,7 @@ impl Security {
         let record = self.checked_record(&claims).await?;
         if let Some(consumed_at) = record.consumed_at {
             return self
-                .on_consumed(&claims, consumed_at, record.replaced_by)
+                .on_consumed(&claims, consumed_at, record.replaced_by, client)
                 .await;
         }
         let at = now();
@@ -596,7 +598,10 @@ impl Security {
             Rotation::AlreadyConsumed {
                 consumed_at,
                 replaced_by,
-            } => self.on_consumed(&claims, consumed_at, replaced_by).await,
+            } => {
+                self.on_consumed(&claims, consumed_at, replaced_by, client)
+                    .await
+            }
             Rotation::NotLive if record.expires_at <= at => Err(Error::ExpiredToken),
             Rotation::NotLive => Err(Error::RevokedToken),
         }
@@ -627,24 +632,38 @@ impl Security {
         claims: &Claims,
         consumed_at: i64,
         replaced_by: Option<String>,
+        client: &ClientInfo,
     ) -> Result<TokenPair> {
         let at = now();
         let grace = secs(self.inner.config.refresh_reuse_grace());
-        if grace > 0 && at.saturating_sub(consumed_at) <= grace {
+        let successor = match replaced_by.as_deref() {
+            Some(jti) if grace > 0 && at.saturating_sub(consumed_at) <= grace => {
+                self.inner.store.get(jti).await?
+            }
+            _ => None,
+        };
+        // Inside the grace only the client that rotated may come again (two
+        // tabs of one browser share its user agent and address): the same
+        // token from another client this soon is theft racing its owner.
+        let within_grace = successor.is_some()
+            && successor
+                .as_ref()
+                .is_some_and(|r| same_client(client, r.session.as_ref()));
+        if within_grace {
             // The successor is handed out again (re-signed: same jti, same
             // claims), so the session still has exactly one live refresh
             // token. If the successor is gone too (rotated again, revoked),
             // the caller is refused but nothing is punished.
-            let successor = match replaced_by {
-                Some(jti) => self.inner.store.get(&jti).await?,
-                None => None,
-            };
-            let Some(successor) = successor
-                .filter(|r| r.is_live(at) && r.user_id == claims.sub && r.family_id == claims.sid)
-            else {
+            let Some(successor) = successor.filter(|r| {
+                r.is_live(at)
+                    && r.user_id == claims.sub
+                    && r.token_type == TokenType::Refresh
+                    && (claims.sid.is_none() || r.family_id == claims.sid)
+            }) else {
                 return Err(Error::RevokedToken);
             };
             let mut successor_claims = claims.clone();
+            successor_claims.sid = successor.family_id;
             successor_claims.jti = successor.jti;
             successor_claims.iat = successor.issued_at;
             successor_claims.exp = successor.expires_at;
@@ -851,6 +870,20 @@ impl Security {
         self.inner.store.ping().await?;
         Ok(started.elapsed())
     }
+}
+
+/// Whether `client` could be the client a session last saw: compares what
+/// both sides know (a value missing on either side says nothing).
+fn same_client(client: &ClientInfo, seen: Option<&SessionMeta>) -> bool {
+    let Some(seen) = seen else {
+        return true;
+    };
+    let now = client.meta(0);
+    let agrees = |a: &Option<String>, b: &Option<String>| match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    agrees(&now.user_agent, &seen.user_agent) && agrees(&now.ip, &seen.ip)
 }
 
 fn secs(duration: Duration) -> i64 {

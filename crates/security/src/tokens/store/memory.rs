@@ -39,12 +39,11 @@ impl State {
     /// latest cut-off counts as revoked at the cut-off.
     fn effective(&self, record: &TokenRecord, generation: u64) -> TokenRecord {
         let mut r = record.clone();
-        if r.revoked_at.is_none() {
-            if let Some((current, at)) = self.cutoffs.get(&r.user_id) {
-                if generation < *current {
-                    r.revoked_at = Some(*at);
-                }
-            }
+        if r.revoked_at.is_none()
+            && let Some((current, at)) = self.cutoffs.get(&r.user_id)
+            && generation < *current
+        {
+            r.revoked_at = Some(*at);
         }
         r
     }

@@ -120,10 +120,10 @@ impl SqliteTokenStore {
 fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = next {
-        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>() {
-            if db.is_unique_violation() || db.message().starts_with("duplicate column name") {
-                return true;
-            }
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
+            && (db.is_unique_violation() || db.message().starts_with("duplicate column name"))
+        {
+            return true;
         }
         next = cause.source();
     }
