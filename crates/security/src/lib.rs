@@ -74,6 +74,27 @@
 //! - Keys: one HMAC secret, or a [`KeySet`] of several keys with `kid`s
 //!   (HS*, RS*, PS*, ES256/384, EdDSA; each pinned to its algorithm), loaded
 //!   from a key file for rotation; the public ones are served as JWKS.
+//!
+//! # Login throttling
+//!
+//! Failed logins are limited per account (default 5) and per client
+//! address (default 20, an IPv6 client by its /64) in a fixed window
+//! (default 15 minutes) that starts at the first failure and simply ends,
+//! so nobody can be locked out for good (the OWASP Authentication Cheat
+//! Sheet's throttling, not a permanent lockout). Every attempt is counted
+//! atomically *before* its password is checked ([`Security::begin_login`],
+//! which [`auth_router`]'s login calls), so a refused login costs no
+//! hashing, is the same for every username, and concurrent attempts cannot
+//! slip past a limit together; a success clears its account's count and
+//! does not count against its address. Refusals are
+//! [`Error::TooManyAttempts`] (429 with `Retry-After`). The counts live in
+//! the store's own [`LoginThrottle`] ([`TokenStore::login_throttle`]: SQL
+//! table or Redis keys, shared by every instance), or in a bounded
+//! [`MemoryLoginThrottle`]; a throttle store that fails refuses logins with
+//! [`Error::StoreUnavailable`] (503) rather than let them through
+//! uncounted. Usernames and addresses are only ever stored and logged as
+//! hashed [`ThrottleKey`]s. Settings: [`SecurityConfigBuilder::login_max_failures_per_account`]
+//! and its neighbours, or the `LOGIN_*` variables of [`SecurityConfig::from_env`].
 #![deny(missing_docs)]
 
 mod config;
