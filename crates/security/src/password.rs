@@ -7,13 +7,35 @@
 //!   [`PasswordVerification::needs_rehash`] says when a stored hash is of an
 //!   older scheme or weaker than the policy, so callers can upgrade it.
 //! - A malformed stored hash verifies as `false` and is logged without the hash.
-//! - Passwords longer than [`PasswordPolicy::max_password_bytes`] are refused,
-//!   so a 10 MB password cannot burn CPU.
+//! - Passwords are normalised to Unicode NFKC (NIST SP 800-63B 5.1.1.2)
+//!   before hashing and before verifying, so the same password typed on two
+//!   keyboards or input methods is the same password: the "ﬁ" ligature and
+//!   "fi", full-width "ｐａｓｓ" and "pass", a composed "é" (U+00E9) and "e"
+//!   followed by a combining acute accent (U+0301) all hash alike. It is
+//!   not case folding: "Pass" and "pass" stay different passwords.
+//! - Hashes made before normalisation (by this crate before it normalised,
+//!   or by passlib or argon2-cffi, which hash the raw UTF-8 bytes) still
+//!   verify: the NFKC form is tried first and, if it does not match and the
+//!   password as sent differs from its NFKC form, the password as sent.
+//!   A match on the raw form sets [`PasswordVerification::needs_rehash`],
+//!   so the next successful login stores a hash of the NFKC form. Unknown
+//!   users ([`PasswordHasher::verify_dummy`]) go through the same two steps,
+//!   so the fallback reveals nothing about who exists.
+//! - Passwords longer than [`PasswordPolicy::max_password_bytes`] are
+//!   refused, both as sent (checked before normalising, so a 10 MB password
+//!   costs no CPU) and once normalised (NFKC can expand a character up to 18
+//!   characters; the normaliser stops as soon as the limit is passed).
+//! - Copies of the password made here, its NFKC form included, are zeroed
+//!   when dropped ([`zeroize`]). The normaliser's own small scratch buffers
+//!   (the `unicode-normalization` crate's, used only for runs of combining
+//!   marks) are outside our reach.
 //! - bcrypt reads only the first 72 bytes of a password. For verifying
 //!   existing bcrypt hashes we keep that behaviour (it is how passlib made
 //!   them; refusing would lock those users out), and flag the hash for
 //!   rehashing so the next successful login moves it to argon2id, which
-//!   reads every byte. New bcrypt hashes are never made.
+//!   reads every byte: from then on, passwords that share their first 72
+//!   bytes are different passwords, and the one typed at that login is the
+//!   one kept. New bcrypt hashes are never made.
 //! - Hashing runs on tokio's blocking pool, at most one job per CPU core at a
 //!   time, so a flood of logins cannot stall token validation.
 
@@ -24,6 +46,8 @@ use argon2::{
     password_hash::{PasswordHasher as _, PasswordVerifier as _, phc::PasswordHash},
 };
 use tokio::sync::{OnceCell, Semaphore};
+use unicode_normalization::{IsNormalized, UnicodeNormalization as _, is_nfkc_quick};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -36,7 +60,8 @@ pub struct PasswordPolicy {
     pub iterations: u32,
     /// argon2 lanes (floor: 1).
     pub parallelism: u32,
-    /// Longest password accepted, in bytes (default 1024).
+    /// Longest password accepted, in bytes, both as sent and in Unicode NFKC
+    /// form (default 1024).
     pub max_password_bytes: usize,
 }
 
@@ -82,75 +107,178 @@ impl PasswordPolicy {
     }
 
     /// Hashes on the calling thread. Prefer [`PasswordHasher::hash`] in async code.
+    ///
+    /// The hash is of the password's Unicode NFKC form (see the module docs).
     pub fn hash_blocking(&self, password: &str) -> Result<String> {
         self.check_length(password)?;
+        let normalized =
+            Normalized::new(password, self.max_password_bytes).ok_or_else(too_long_error(self))?;
         let hash = self
             .argon2()?
-            .hash_password(password.as_bytes())
+            .hash_password(normalized.as_str().as_bytes())
             .map_err(|e| Error::Internal(format!("argon2 hashing failed: {e}")))?;
         Ok(hash.to_string())
     }
 
     /// Verifies on the calling thread. Prefer [`PasswordHasher::verify`] in async code.
+    ///
+    /// Tries the password's Unicode NFKC form, then, if that fails and the
+    /// password as sent is not in NFKC form, the password as sent (a hash
+    /// made before normalisation); a match on the latter sets `needs_rehash`.
     pub fn verify_blocking(&self, password: &str, stored: &str) -> PasswordVerification {
         let no = PasswordVerification {
             matches: false,
             needs_rehash: false,
         };
-        if password.len() > self.max_password_bytes {
+        let Some(normalized) = Normalized::new(password, self.max_password_bytes) else {
             return no;
-        }
+        };
         if !within_cost_limits(stored) {
             tracing::warn!(
                 "a stored password hash asks for more work than allowed; treating as no match"
             );
             return no;
         }
-        let matches = match scheme_of(stored) {
-            Scheme::Bcrypt => match bcrypt::verify(password.as_bytes(), stored) {
-                Ok(ok) => ok,
-                Err(_) => {
-                    tracing::warn!(
-                        "a stored bcrypt password hash is malformed; treating as no match"
-                    );
-                    false
-                }
-            },
-            Scheme::Argon2 => match PasswordHash::new(stored) {
-                Ok(parsed) => Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok(),
-                Err(_) => {
-                    tracing::warn!(
-                        "a stored argon2 password hash is malformed; treating as no match"
-                    );
-                    false
-                }
-            },
-            Scheme::Unknown => {
-                tracing::warn!(
-                    "a stored password hash has an unknown format; treating as no match"
-                );
-                false
+        let verifier = match StoredHash::parse(stored) {
+            Ok(verifier) => verifier,
+            Err(what) => {
+                tracing::warn!("a stored {what}; treating as no match");
+                return no;
             }
         };
-        PasswordVerification {
-            matches,
-            needs_rehash: matches && self.needs_rehash(stored),
+        if verifier.verify(normalized.as_str()) {
+            return PasswordVerification {
+                matches: true,
+                needs_rehash: self.needs_rehash(stored),
+            };
         }
+        if normalized.differs_from_input() && verifier.verify(password) {
+            // A hash of the raw bytes: move it to the NFKC form.
+            return PasswordVerification {
+                matches: true,
+                needs_rehash: true,
+            };
+        }
+        no
     }
 
     fn check_length(&self, password: &str) -> Result<()> {
         if password.len() > self.max_password_bytes {
-            return Err(Error::InvalidInput(format!(
-                "password is longer than {} bytes",
-                self.max_password_bytes
-            )));
+            return Err(too_long_error(self)());
         }
         Ok(())
     }
 }
 
+/// The error for a password over the limit. Names the limit, never the password.
+fn too_long_error(policy: &PasswordPolicy) -> impl FnOnce() -> Error + use<> {
+    let max = policy.max_password_bytes;
+    move || {
+        Error::InvalidInput(format!(
+            "password is longer than {max} bytes (as sent or in Unicode NFKC form)"
+        ))
+    }
+}
+
+/// A password in Unicode NFKC form: the input itself when it already was,
+/// else a copy that is zeroed on drop.
+enum Normalized<'a> {
+    Unchanged(&'a str),
+    Changed(Zeroizing<String>),
+}
+
+impl<'a> Normalized<'a> {
+    /// The NFKC form of `password`, or `None` if the password as sent or its
+    /// NFKC form is longer than `max_bytes`. The input is bounded before
+    /// any normalising work, and the output as it grows.
+    fn new(password: &'a str, max_bytes: usize) -> Option<Self> {
+        if password.len() > max_bytes {
+            return None;
+        }
+        if is_nfkc_quick(password.chars()) == IsNormalized::Yes {
+            return Some(Self::Unchanged(password));
+        }
+        // NFKC expands UTF-8 at most 11 times (UAX #15); start with room for
+        // the usual case and grow through `push_zeroizing`, which never
+        // leaves an unzeroed copy behind.
+        let mut out = Zeroizing::new(String::with_capacity(password.len().min(max_bytes)));
+        for c in password.nfkc() {
+            if out.len() + c.len_utf8() > max_bytes {
+                return None;
+            }
+            push_zeroizing(&mut out, c);
+        }
+        if out.as_str() == password {
+            Some(Self::Unchanged(password))
+        } else {
+            Some(Self::Changed(out))
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Unchanged(s) => s,
+            Self::Changed(s) => s.as_str(),
+        }
+    }
+
+    /// Whether the NFKC form differs from the password as sent.
+    fn differs_from_input(&self) -> bool {
+        matches!(self, Self::Changed(_))
+    }
+}
+
+/// Appends `c` to a secret string. `String::push` would reallocate when
+/// full and free the old buffer without zeroing it; here the contents move
+/// to a bigger zeroizing buffer and the old one is zeroed as it drops.
+fn push_zeroizing(out: &mut Zeroizing<String>, c: char) {
+    if out.capacity() - out.len() < c.len_utf8() {
+        let mut bigger = Zeroizing::new(String::with_capacity(
+            (out.capacity() * 2).max(out.len() + c.len_utf8()).max(16),
+        ));
+        bigger.push_str(out);
+        *out = bigger; // the old buffer drops here and is zeroed
+    }
+    out.push(c);
+}
+
+/// A stored hash, parsed once so that the NFKC and raw attempts of
+/// [`PasswordPolicy::verify_blocking`] share the work and the warnings.
+enum StoredHash<'a> {
+    Bcrypt(&'a str),
+    Argon2(PasswordHash),
+}
+
+impl<'a> StoredHash<'a> {
+    /// The hash, or what is wrong with it (for a log line without the hash).
+    fn parse(stored: &'a str) -> std::result::Result<Self, &'static str> {
+        match scheme_of(stored) {
+            Scheme::Bcrypt => stored
+                .parse::<bcrypt::HashParts>()
+                .ok()
+                .filter(|parts| parts.get_cost() >= MIN_BCRYPT_COST)
+                .map(|_| Self::Bcrypt(stored))
+                .ok_or("bcrypt password hash is malformed"),
+            Scheme::Argon2 => PasswordHash::new(stored)
+                .map(Self::Argon2)
+                .map_err(|_| "argon2 password hash is malformed"),
+            Scheme::Unknown => Err("password hash has an unknown format"),
+        }
+    }
+
+    fn verify(&self, password: &str) -> bool {
+        match self {
+            // bcrypt reads the first 72 bytes only; see the module docs.
+            Self::Bcrypt(stored) => bcrypt::verify(password.as_bytes(), stored).unwrap_or(false),
+            Self::Argon2(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), parsed)
+                .is_ok(),
+        }
+    }
+}
+
+/// Lowest bcrypt cost there is (the `bcrypt` crate refuses lower).
+const MIN_BCRYPT_COST: u32 = 4;
 /// Highest bcrypt cost verified (cost 16 is about 5 s; 31 would be days).
 const MAX_BCRYPT_COST: u32 = 16;
 /// Highest argon2 costs verified: 256 MiB, 16 passes, 16 lanes. A stored
@@ -244,18 +372,21 @@ impl PasswordHasher {
         &self.policy
     }
 
-    /// Hashes a password with the policy (argon2id PHC string).
+    /// Hashes a password with the policy (argon2id PHC string of its
+    /// Unicode NFKC form).
     pub async fn hash(&self, password: &str) -> Result<String> {
         self.policy.check_length(password)?;
         let policy = self.policy;
-        let password = zeroize::Zeroizing::new(password.to_owned());
+        let password = Zeroizing::new(password.to_owned());
         self.run(move || policy.hash_blocking(&password)).await?
     }
 
-    /// Verifies a password against a stored hash (argon2 or bcrypt).
+    /// Verifies a password against a stored hash (argon2 or bcrypt): its
+    /// NFKC form, then the password as sent (see
+    /// [`PasswordPolicy::verify_blocking`]).
     pub async fn verify(&self, password: &str, stored: &str) -> Result<PasswordVerification> {
         let policy = self.policy;
-        let password = zeroize::Zeroizing::new(password.to_owned());
+        let password = Zeroizing::new(password.to_owned());
         let stored = stored.to_owned();
         self.run(move || policy.verify_blocking(&password, &stored))
             .await
@@ -390,6 +521,91 @@ mod tests {
             policy.hash_blocking(&long),
             Err(Error::InvalidInput(_))
         ));
+    }
+
+    #[test]
+    fn normalisation_is_nfkc_and_borrows_when_nothing_changes() {
+        for (raw, nfkc) in [
+            ("\u{fb01}le", "file"),                       // ligature
+            ("\u{ff50}\u{ff41}\u{ff53}\u{ff53}", "pass"), // full-width
+            ("cafe\u{301}", "caf\u{e9}"),                 // decomposed -> composed
+            ("\u{2460}\u{2461}", "12"),                   // circled digits
+            ("a\u{3000}b", "a b"),                        // ideographic space
+            ("\u{212b}", "\u{c5}"),                       // Angstrom sign -> A ring
+        ] {
+            let n = Normalized::new(raw, 1024).unwrap();
+            assert_eq!(n.as_str(), nfkc, "{raw:?}");
+            assert!(n.differs_from_input(), "{raw:?}");
+        }
+        for same in [
+            "",
+            "correct horse",
+            "caf\u{e9}",
+            "p\u{e4}ssw\u{f6}rd-\u{1f642}",
+        ] {
+            let n = Normalized::new(same, 1024).unwrap();
+            assert!(matches!(n, Normalized::Unchanged(s) if std::ptr::eq(s, same)));
+            assert!(!n.differs_from_input());
+        }
+    }
+
+    #[test]
+    fn the_limit_bounds_the_input_and_the_nfkc_form() {
+        assert!(Normalized::new(&"a".repeat(17), 16).is_none());
+        assert!(Normalized::new(&"a".repeat(16), 16).is_some());
+        // U+FDFA is 3 bytes and expands to 18 characters (33 bytes).
+        let expanding = "\u{fdfa}".repeat(300);
+        assert!(expanding.len() <= 1024);
+        assert!(Normalized::new(&expanding, 1024).is_none());
+        assert!(Normalized::new("\u{fdfa}", 33).is_some());
+        assert!(Normalized::new("\u{fdfa}", 32).is_none());
+        // Shrinking is fine: 3 bytes as sent, 2 once composed.
+        assert_eq!(Normalized::new("e\u{301}", 3).unwrap().as_str(), "\u{e9}");
+    }
+
+    #[test]
+    fn the_nfkc_copy_is_zeroized_and_grows_without_losing_data() {
+        // A type-level guarantee: the changed form lives in `Zeroizing`.
+        fn zeroizing<'a>(n: &'a Normalized<'_>) -> Option<&'a Zeroizing<String>> {
+            match n {
+                Normalized::Changed(z) => Some(z),
+                Normalized::Unchanged(_) => None,
+            }
+        }
+        let n = Normalized::new("\u{fdfa}\u{fdfa}", 1024).unwrap();
+        let copy = zeroizing(&n).unwrap();
+        assert_eq!(copy.len(), 66);
+        assert_eq!(copy.as_str(), "\u{fdfa}\u{fdfa}".nfkc().collect::<String>());
+
+        let mut out = Zeroizing::new(String::with_capacity(1));
+        for c in "abc\u{e9}\u{1f642}".chars().cycle().take(100) {
+            push_zeroizing(&mut out, c);
+        }
+        let expected: String = "abc\u{e9}\u{1f642}".chars().cycle().take(100).collect();
+        assert_eq!(out.as_str(), expected);
+    }
+
+    #[test]
+    fn a_raw_bytes_hash_matches_and_is_flagged_for_rehash() {
+        let policy = PasswordPolicy::default();
+        let raw = "\u{fb01}nance";
+        // What a library that does not normalise stored.
+        let legacy = policy
+            .argon2()
+            .unwrap()
+            .hash_password(raw.as_bytes())
+            .unwrap()
+            .to_string();
+        let v = policy.verify_blocking(raw, &legacy);
+        assert!(v.matches && v.needs_rehash, "{v:?}");
+        // The NFKC form alone is other bytes than the legacy hash's.
+        assert!(!policy.verify_blocking("finance", &legacy).matches);
+        // A fresh hash is of the NFKC form: both spellings match, no rehash.
+        let fresh = policy.hash_blocking(raw).unwrap();
+        for typed in [raw, "finance"] {
+            let v = policy.verify_blocking(typed, &fresh);
+            assert!(v.matches && !v.needs_rehash, "{typed:?}: {v:?}");
+        }
     }
 
     #[test]

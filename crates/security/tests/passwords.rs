@@ -53,8 +53,300 @@ async fn new_hashes_are_argon2id_at_the_owasp_floor_and_verify() {
 
     let unicode = get_password_hash("pässwörd-ünïcode-🙂").await.unwrap();
     assert!(verify_password("pässwörd-ünïcode-🙂", &unicode).await);
-    // NFC vs NFD are different bytes, so different passwords.
-    assert!(!verify_password("pa\u{308}sswörd-ünïcode-🙂", &unicode).await);
+    // NFC and NFD are different bytes but the same password (NFKC first).
+    assert!(verify_password("pa\u{308}sswörd-ünïcode-🙂", &unicode).await);
+    assert!(!verify_password("passwörd-ünïcode-🙂", &unicode).await);
+}
+
+// ------------------------------------------------- Unicode normalisation
+
+/// The same password as different keyboards and input methods send it:
+/// every spelling in a group is the same password once in NFKC form.
+const SAME_PASSWORDS: &[&[&str]] = &[
+    // The "fi" ligature (U+FB01) and the two letters.
+    &["\u{fb01}rewall-\u{fb02}ow", "firewall-flow"],
+    // Full-width letters and an ideographic space (CJK input methods).
+    &[
+        "\u{ff43}\u{ff4f}\u{ff52}\u{ff52}\u{ff45}\u{ff43}\u{ff54}\u{3000}\u{ff48}\u{ff4f}\u{ff52}\u{ff53}\u{ff45}",
+        "correct horse",
+        "\u{ff43}orrect horse",
+    ],
+    // A composed "é" (NFC, most keyboards) and "e" + combining acute (NFD, macOS file names).
+    &[
+        "caf\u{e9} cr\u{e8}me",
+        "cafe\u{301} cre\u{300}me",
+        "caf\u{e9} cre\u{300}me",
+    ],
+    // Compatibility digits and numerals.
+    &["pin-\u{2460}\u{2461}\u{2462}-\u{2168}", "pin-123-IX"],
+];
+
+#[tokio::test]
+async fn a_password_typed_on_another_keyboard_is_the_same_password() {
+    let hasher = PasswordHasher::default();
+    for group in SAME_PASSWORDS {
+        for made_with in *group {
+            let hash = hasher.hash(made_with).await.unwrap();
+            for typed in *group {
+                let outcome = hasher.verify(typed, &hash).await.unwrap();
+                assert!(
+                    outcome.matches && !outcome.needs_rehash,
+                    "hash of {made_with:?}, typed {typed:?}: {outcome:?}"
+                );
+            }
+            // Normalisation is not case folding nor accent stripping.
+            for other in ["firewall-Flow", "Correct horse", "cafe creme", "pin-123-9"] {
+                assert!(
+                    !hasher.verify(other, &hash).await.unwrap().matches,
+                    "{other:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn python_hashes_of_non_nfkc_passwords_verify_and_are_flagged_for_rehash() {
+    let hasher = PasswordHasher::default();
+    let cases = vectors("non_nfkc");
+    assert!(cases.len() >= 4);
+    assert!(cases.iter().any(|v| str_of(v, "hash").starts_with("$2b$")));
+    assert!(
+        cases
+            .iter()
+            .any(|v| str_of(v, "hash").starts_with("$argon2id$"))
+    );
+    for v in &cases {
+        let (hash, raw, nfkc) = (
+            str_of(v, "hash"),
+            str_of(v, "password"),
+            str_of(v, "password_nfkc"),
+        );
+        assert_ne!(raw, nfkc);
+        // The bytes the Python service hashed: a match, to be moved to NFKC.
+        let outcome = hasher.verify(raw, hash).await.unwrap();
+        assert!(
+            outcome.matches && outcome.needs_rehash,
+            "{raw:?}: {outcome:?}"
+        );
+        // The NFKC spelling is other bytes than the stored hash's.
+        let outcome = hasher.verify(nfkc, hash).await.unwrap();
+        assert!(!outcome.matches && !outcome.needs_rehash, "{nfkc:?}");
+        let outcome = hasher
+            .verify("definitely-not-the-password", hash)
+            .await
+            .unwrap();
+        assert!(!outcome.matches && !outcome.needs_rehash);
+
+        // Our NFKC agrees with Python's unicodedata.normalize("NFKC", ...):
+        // a new hash of the raw password verifies with Python's NFKC form.
+        let fresh = hasher.hash(raw).await.unwrap();
+        let outcome = hasher.verify(nfkc, &fresh).await.unwrap();
+        assert!(
+            outcome.matches && !outcome.needs_rehash,
+            "{raw:?} -> {nfkc:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_raw_bytes_hash_moves_to_the_nfkc_form_at_the_next_login() {
+    for v in vectors("non_nfkc") {
+        let (hash, raw, nfkc) = (
+            str_of(&v, "hash"),
+            str_of(&v, "password"),
+            str_of(&v, "password_nfkc"),
+        );
+        let directory = TestDirectory::default();
+        directory.add("9", "kana", hash);
+        let auth = authenticator(&directory);
+
+        // Before the upgrade only the bytes that were hashed work.
+        assert!(
+            auth.authenticate(&Credentials::new("kana", nfkc))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(directory.upgrades().is_empty());
+
+        let user = auth
+            .authenticate(&Credentials::new("kana", raw))
+            .await
+            .unwrap();
+        assert_eq!(user.unwrap().id, "9");
+        let upgrades = directory.upgrades();
+        assert_eq!(upgrades.len(), 1, "{raw:?}");
+        let new_hash = &upgrades[0].1;
+        assert!(
+            new_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{new_hash}"
+        );
+        assert!(!PasswordPolicy::default().needs_rehash(new_hash));
+
+        // After it, every spelling works and nothing more is upgraded.
+        for typed in [raw, nfkc] {
+            assert!(
+                auth.authenticate(&Credentials::new("kana", typed))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{typed:?}"
+            );
+        }
+        assert_eq!(directory.upgrades().len(), 1);
+        assert!(
+            auth.authenticate(&Credentials::new("kana", "wrong"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_byte_limit_applies_to_the_nfkc_form_too() {
+    let max = PasswordPolicy::default().max_password_bytes;
+    // U+FDFA is 3 bytes as sent and 33 in NFKC: 300 of them are 900 bytes
+    // as sent (under the limit) and 9 900 once normalised (over it).
+    let expanding = "\u{fdfa}".repeat(300);
+    assert!(expanding.len() <= max);
+    let err = get_password_hash(&expanding).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(
+        !err.to_string().contains('\u{fdfa}'),
+        "the password is not echoed"
+    );
+
+    // Just at the limit once normalised is fine; one character more is not.
+    let strict = PasswordHasher::new(PasswordPolicy {
+        max_password_bytes: 66,
+        ..PasswordPolicy::default()
+    })
+    .unwrap();
+    let hash = strict.hash("\u{fdfa}\u{fdfa}").await.unwrap();
+    assert!(
+        strict
+            .verify("\u{fdfa}\u{fdfa}", &hash)
+            .await
+            .unwrap()
+            .matches
+    );
+    assert!(matches!(
+        strict.hash("\u{fdfa}\u{fdfa}\u{fdfa}").await,
+        Err(Error::InvalidInput(_))
+    ));
+    // Verifying an over-long NFKC form is a plain "no", with no hashing.
+    let outcome = strict
+        .verify("\u{fdfa}\u{fdfa}\u{fdfa}", &hash)
+        .await
+        .unwrap();
+    assert!(!outcome.matches && !outcome.needs_rehash);
+
+    // A password that shrinks under NFKC is measured as sent first: 66
+    // bytes of "e" + U+0301 pairs is over a 64-byte limit even though its
+    // NFKC form ("é" x 22, 44 bytes) is not.
+    let shrinking = "e\u{301}".repeat(22);
+    assert_eq!(shrinking.len(), 66);
+    let strict64 = PasswordHasher::new(PasswordPolicy {
+        max_password_bytes: 64,
+        ..PasswordPolicy::default()
+    })
+    .unwrap();
+    assert!(matches!(
+        strict64.hash(&shrinking).await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+// --------------------------------------------------- bcrypt's 72 bytes
+
+#[tokio::test]
+async fn new_hashes_read_every_byte_past_bcrypts_72() {
+    let hasher = PasswordHasher::default();
+    let prefix = "P".repeat(72);
+    let long = format!("{prefix}-tail-one");
+    let same_prefix = format!("{prefix}-tail-two");
+    let multibyte = format!("{}\u{e9}\u{e9}", "p".repeat(71)); // "é" straddles byte 72
+    for password in [long.as_str(), multibyte.as_str()] {
+        let hash = hasher.hash(password).await.unwrap();
+        assert!(hash.starts_with("$argon2id$"), "never bcrypt: {hash}");
+        assert!(hasher.verify(password, &hash).await.unwrap().matches);
+    }
+    let hash = hasher.hash(&long).await.unwrap();
+    for other in [
+        same_prefix.as_str(),
+        prefix.as_str(),
+        &long[..long.len() - 1],
+    ] {
+        assert!(
+            !hasher.verify(other, &hash).await.unwrap().matches,
+            "{other:?}"
+        );
+    }
+    // Two passwords differing only in their last of 1024 bytes.
+    let a = format!("{}a", "x".repeat(1023));
+    let b = format!("{}b", "x".repeat(1023));
+    let hash_a = hasher.hash(&a).await.unwrap();
+    assert!(hasher.verify(&a, &hash_a).await.unwrap().matches);
+    assert!(!hasher.verify(&b, &hash_a).await.unwrap().matches);
+
+    // What bcrypt would have done with the same two passwords.
+    let bcrypt_hash = bcrypt::hash(&long, 4).unwrap();
+    assert!(bcrypt::verify(&same_prefix, &bcrypt_hash).unwrap());
+}
+
+#[tokio::test]
+async fn a_long_bcrypt_password_logs_in_truncated_then_every_byte_counts() {
+    // A passlib-style bcrypt hash of a 90-byte password (bcrypt reads 72).
+    let prefix = "b".repeat(72);
+    let long = format!("{prefix}-the-rest-of-the-long-one");
+    let other_tail = format!("{prefix}-another-ending");
+    let bcrypt_hash = bcrypt::hash(&long, 4).unwrap();
+    let directory = TestDirectory::default();
+    directory.add("5", "grace", &bcrypt_hash);
+    let auth = authenticator(&directory);
+
+    // Before the upgrade: the documented policy, bcrypt's truncation.
+    let hasher = PasswordHasher::default();
+    for typed in [&long, &prefix, &other_tail] {
+        let outcome = hasher.verify(typed, &bcrypt_hash).await.unwrap();
+        assert!(outcome.matches && outcome.needs_rehash, "{typed:?}");
+    }
+
+    // The user logs in with the long password: the hash becomes argon2id.
+    assert!(
+        auth.authenticate(&Credentials::new("grace", &long))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let upgraded = directory.hash_of("grace").unwrap();
+    assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+    assert_eq!(directory.upgrades().len(), 1);
+
+    // From now on the longer and the shorter passwords are different.
+    for typed in [&prefix, &other_tail] {
+        assert!(
+            auth.authenticate(&Credentials::new("grace", typed))
+                .await
+                .unwrap()
+                .is_none(),
+            "{typed:?}"
+        );
+        assert!(!hasher.verify(typed, &upgraded).await.unwrap().matches);
+    }
+    assert!(
+        auth.authenticate(&Credentials::new("grace", &long))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        directory.upgrades().len(),
+        1,
+        "a wrong password upgrades nothing"
+    );
 }
 
 #[tokio::test]
