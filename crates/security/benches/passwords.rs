@@ -40,7 +40,8 @@ fn passwords(c: &mut Criterion) {
     });
     group.bench_function("verify_non_nfkc_wrong", |b| {
         b.iter(|| {
-            let v = policy.verify_blocking(black_box("\u{fb01}\u{ff4e}\u{ff41}\u{ff4c}"), &argon2id);
+            let v =
+                policy.verify_blocking(black_box("\u{fb01}\u{ff4e}\u{ff41}\u{ff4c}"), &argon2id);
             assert!(!v.matches);
         });
     });

@@ -244,6 +244,8 @@ fn push_zeroizing(out: &mut Zeroizing<String>, c: char) {
 
 /// A stored hash, parsed once so that the NFKC and raw attempts of
 /// [`PasswordPolicy::verify_blocking`] share the work and the warnings.
+// One short-lived value per verification: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum StoredHash<'a> {
     Bcrypt(&'a str),
     Argon2(PasswordHash),
