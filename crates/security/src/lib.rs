@@ -100,6 +100,7 @@
 mod config;
 mod error;
 mod manager;
+mod metrics;
 mod password;
 mod throttle;
 mod tokens;
@@ -111,6 +112,8 @@ pub mod http;
 pub use config::{Environment, SecurityConfig, SecurityConfigBuilder, redact_url};
 pub use error::{Error, InvalidTokenReason, Result, StoreError};
 pub use manager::{SecurityStatus, get_security_status, setup_security};
+#[cfg(feature = "metrics")]
+pub use metrics::SecurityMetrics;
 pub use password::{
     PasswordHasher, PasswordPolicy, PasswordVerification, get_password_hash, verify_password,
 };
@@ -138,9 +141,13 @@ pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDire
 
 #[cfg(feature = "axum")]
 pub use http::{
-    AuthRejection, AuthState, ClientIp, CurrentUser, RefreshTokenData, TokenData, auth_router,
-    jwks_router,
+    AuthRejection, AuthRoute, AuthState, ClientIp, CurrentUser, RefreshTokenData, TokenData,
+    auth_router, jwks_router,
 };
+#[cfg(all(feature = "metrics", feature = "axum"))]
+pub use http::metrics_router;
+#[cfg(feature = "openapi")]
+pub use http::openapi;
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).
 pub use jsonwebtoken::Algorithm;

@@ -33,6 +33,7 @@ pub async fn setup_security(config: SecurityConfig) -> Result<Security> {
 
 /// Whether the security layer is set up and its store answers.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SecurityStatus {
     /// `"ok"` when initialised and the store answers, `"unavailable"` otherwise.
     pub status: &'static str,

@@ -126,10 +126,14 @@ where
     }
 }
 
+/// The refresh request: JSON, or the OAuth2 refresh form.
 #[derive(Deserialize)]
-struct RefreshBody {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct RefreshRequest {
+    /// `refresh_token` when given (the OAuth2 refresh grant).
     #[serde(default)]
     grant_type: Option<String>,
+    /// The refresh token.
     refresh_token: String,
 }
 
@@ -143,7 +147,7 @@ pub(crate) async fn raw_refresh_token(req: Request) -> Result<String, AuthReject
     if has_body(&parts.headers) {
         let bytes = read_limited(body).await?;
         if !bytes.is_empty() {
-            let body: RefreshBody = parse(&parts.headers, &bytes, "a refresh_token field")?;
+            let body: RefreshRequest = parse(&parts.headers, &bytes, "a refresh_token field")?;
             if let Some(grant) = body.grant_type.as_deref()
                 && grant != "refresh_token"
             {

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 
 use crate::tokens::service::Security;
 
@@ -38,12 +38,20 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 /// }
 /// ```
 pub fn jwks_router(security: Security) -> Router {
+    Router::new().route(JWKS_PATH, jwks_handler(&security))
+}
+
+/// `GET` of the JWK Set, for a router of any state.
+pub(crate) fn jwks_handler<S>(security: &Security) -> MethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     // Serializing a JWK Set (strings only) cannot fail; an empty set is
     // the safe answer if it ever did.
     let body = Bytes::from(
         serde_json::to_vec(&security.jwks()).unwrap_or_else(|_| b"{\"keys\":[]}".to_vec()),
     );
-    Router::new().route(JWKS_PATH, get(move || serve(body.clone())))
+    get(move || serve(body.clone()))
 }
 
 async fn serve(body: Bytes) -> Response {

@@ -30,13 +30,21 @@ pub enum AuthRejection {
     Error(#[from] Error),
 }
 
+/// An error body (RFC 9457 problem details, `application/problem+json`)
+/// with a stable machine-readable `code`.
 #[derive(Serialize)]
-struct Problem<'a> {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct Problem<'a> {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
     kind: &'static str,
+    /// The status's reason phrase.
     title: &'static str,
+    /// The HTTP status code.
     status: u16,
+    /// What went wrong, for people; never a token, a password or SQL.
     detail: &'a str,
+    /// What went wrong, for programs: stable between releases.
     code: &'a str,
 }
 

@@ -8,7 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::http::Method;
+use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -102,23 +103,126 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 /// | `GET /auth/me` | the current user, as `A::User` serializes |
 /// | `GET /.well-known/jwks.json` | the public keys ([`jwks_router`](super::jwks_router)); `{"keys":[]}` with HMAC keys |
 /// | `GET /health` | [`SecurityStatus`](crate::SecurityStatus); 503 when the store is down |
+///
+/// The routes are exactly [`AuthRoute::ALL`]: the router is built from
+/// that list (and the OpenAPI description, feature `openapi`, covers it).
 pub fn auth_router<A>(state: AuthState<A>) -> Router
 where
     A: UserAuthentication,
     A::User: Serialize,
 {
-    Router::new()
-        .route("/auth/login", post(login::<A>))
-        .route("/auth/refresh", post(refresh::<A>))
-        .route("/auth/logout", post(logout))
-        .route("/auth/logout-all", post(logout_all))
-        .route("/auth/logout-others", post(logout_others))
-        .route("/auth/sessions", get(list_sessions))
-        .route("/auth/sessions/{id}", delete(delete_session))
-        .route("/auth/me", get(me::<A>))
-        .route("/health", get(health))
-        .with_state(state.clone())
-        .merge(super::jwks_router(state.security))
+    let jwks = super::jwks::jwks_handler(&state.security);
+    AuthRoute::ALL
+        .iter()
+        .fold(Router::new(), |router, route| {
+            let filter = route.method_filter();
+            let handler = match route {
+                AuthRoute::Login => on(filter, login::<A>),
+                AuthRoute::Refresh => on(filter, refresh::<A>),
+                AuthRoute::Logout => on(filter, logout),
+                AuthRoute::LogoutAll => on(filter, logout_all),
+                AuthRoute::LogoutOthers => on(filter, logout_others),
+                AuthRoute::ListSessions => on(filter, list_sessions),
+                AuthRoute::DeleteSession => on(filter, delete_session),
+                AuthRoute::Me => on(filter, me::<A>),
+                AuthRoute::Jwks => jwks.clone(),
+                AuthRoute::Health => on(filter, health),
+            };
+            router.route(route.path(), handler)
+        })
+        .with_state(state)
+}
+
+/// One route of [`auth_router`]. [`AuthRoute::ALL`] is the one list the
+/// router is built from, so tools (the OpenAPI description, a CSRF layer,
+/// a rate limiter) can rely on it.
+///
+/// ```
+/// use fastcore_security::AuthRoute;
+///
+/// let login = AuthRoute::ALL.iter().find(|r| r.path() == "/auth/login").unwrap();
+/// assert_eq!(*login, AuthRoute::Login);
+/// assert_eq!(login.method(), axum::http::Method::POST);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthRoute {
+    /// `POST /auth/login`: credentials -> token pair.
+    Login,
+    /// `POST /auth/refresh`: refresh token -> new token pair (rotation).
+    Refresh,
+    /// `POST /auth/logout`: ends the bearer token's session.
+    Logout,
+    /// `POST /auth/logout-all`: ends every session of the user.
+    LogoutAll,
+    /// `POST /auth/logout-others`: ends every session but the caller's.
+    LogoutOthers,
+    /// `GET /auth/sessions`: the user's live sessions.
+    ListSessions,
+    /// `DELETE /auth/sessions/{id}`: ends one of the user's sessions.
+    DeleteSession,
+    /// `GET /auth/me`: the current user.
+    Me,
+    /// `GET /.well-known/jwks.json`: the public keys.
+    Jwks,
+    /// `GET /health`: whether the security layer and its store work.
+    Health,
+}
+
+impl AuthRoute {
+    /// Every route [`auth_router`] serves, in a stable order.
+    pub const ALL: &'static [AuthRoute] = &[
+        AuthRoute::Login,
+        AuthRoute::Refresh,
+        AuthRoute::Logout,
+        AuthRoute::LogoutAll,
+        AuthRoute::LogoutOthers,
+        AuthRoute::ListSessions,
+        AuthRoute::DeleteSession,
+        AuthRoute::Me,
+        AuthRoute::Jwks,
+        AuthRoute::Health,
+    ];
+
+    /// The HTTP method.
+    pub fn method(self) -> Method {
+        match self.method_filter() {
+            f if f == MethodFilter::GET => Method::GET,
+            f if f == MethodFilter::DELETE => Method::DELETE,
+            _ => Method::POST,
+        }
+    }
+
+    fn method_filter(self) -> MethodFilter {
+        match self {
+            AuthRoute::Login
+            | AuthRoute::Refresh
+            | AuthRoute::Logout
+            | AuthRoute::LogoutAll
+            | AuthRoute::LogoutOthers => MethodFilter::POST,
+            AuthRoute::DeleteSession => MethodFilter::DELETE,
+            AuthRoute::ListSessions | AuthRoute::Me | AuthRoute::Jwks | AuthRoute::Health => {
+                MethodFilter::GET
+            }
+        }
+    }
+
+    /// The path, in axum's (and OpenAPI's) template syntax:
+    /// `/auth/sessions/{id}`.
+    pub fn path(self) -> &'static str {
+        match self {
+            AuthRoute::Login => "/auth/login",
+            AuthRoute::Refresh => "/auth/refresh",
+            AuthRoute::Logout => "/auth/logout",
+            AuthRoute::LogoutAll => "/auth/logout-all",
+            AuthRoute::LogoutOthers => "/auth/logout-others",
+            AuthRoute::ListSessions => "/auth/sessions",
+            AuthRoute::DeleteSession => "/auth/sessions/{id}",
+            AuthRoute::Me => "/auth/me",
+            AuthRoute::Jwks => super::jwks::JWKS_PATH,
+            AuthRoute::Health => "/health",
+        }
+    }
 }
 
 /// Token responses must not be cached (RFC 6749 section 5.1).
@@ -130,11 +234,17 @@ fn no_store<T: Serialize>(body: T) -> Response {
     response
 }
 
+/// The login request: the OAuth2 password form, or the same fields as JSON.
 #[derive(Deserialize)]
-struct LoginBody {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct LoginRequest {
+    /// `password` when given (the OAuth2 password grant).
     #[serde(default)]
     grant_type: Option<String>,
+    /// The login name.
     username: String,
+    /// The password.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Password))]
     password: secrecy::SecretString,
 }
 
@@ -151,7 +261,7 @@ where
     let (parts, body) = req.into_parts();
     refuse_secrets_in_query(&parts)?;
     let bytes = read_limited(body).await?;
-    let body: LoginBody = parse(&parts.headers, &bytes, "username and password fields")?;
+    let body: LoginRequest = parse(&parts.headers, &bytes, "username and password fields")?;
     drop(bytes);
     if body.grant_type.as_deref().is_some_and(|g| g != "password") {
         return Err(AuthRejection::InvalidRequest(
@@ -159,6 +269,7 @@ where
         ));
     }
     if body.username.is_empty() || body.username.len() > MAX_USERNAME_BYTES {
+        state.security.count_refused_login();
         return Err(Error::InvalidCredentials.into());
     }
     let client = client_info(&parts);
@@ -213,12 +324,23 @@ where
     let client = client_info(&parts);
     let token = raw_refresh_token(Request::from_parts(parts, body)).await?;
     // Signature and claims first, so a forged token costs no user lookup.
-    let claims = state
+    // (The codec directly: this is part of the refresh, counted as one.)
+    let claims = match state
         .security
-        .validate_jwt_stateless(&token, Some(TokenType::Refresh))?;
+        .codec()
+        .verify(&token, Some(TokenType::Refresh))
+    {
+        Ok(claims) => claims,
+        Err(err) => {
+            state.security.count_rejected_refresh();
+            return Err(err.into());
+        }
+    };
     // A user disabled or deleted since login must not keep minting tokens.
-    let user = state.users.get_user_by_id(&claims.sub).await?;
-    if !user.is_some_and(|u| state.users.is_active(&u)) {
+    let user = state.users.get_user_by_id(&claims.sub).await;
+    if !matches!(&user, Ok(Some(u)) if state.users.is_active(u)) {
+        state.security.count_rejected_refresh();
+        user?;
         return Err(Error::Authentication("the token's user is disabled or unknown".into()).into());
     }
     let pair = state.security.refresh_session(&token, &client).await?;
@@ -263,8 +385,11 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How many tokens a revocation ended.
 #[derive(Serialize)]
-struct Revoked {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct Revoked {
+    /// Tokens revoked.
     revoked: u64,
 }
 
@@ -297,15 +422,21 @@ struct SessionsQuery {
     exclude_current: bool,
 }
 
+/// A session as its user sees it.
 #[derive(Serialize)]
-struct SessionView {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct SessionView {
     #[serde(flatten)]
     session: crate::tokens::service::Session,
+    /// Whether this is the session of the token that asked.
     current: bool,
 }
 
+/// The user's live sessions, oldest first.
 #[derive(Serialize)]
-struct SessionList {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub(crate) struct SessionList {
+    /// The sessions.
     sessions: Vec<SessionView>,
 }
 

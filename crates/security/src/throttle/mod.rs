@@ -49,6 +49,7 @@ use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization as _;
 
 use crate::error::StoreError;
+use crate::metrics::{LoginOutcome, Recorder};
 
 mod memory;
 #[cfg(feature = "mysql")]
@@ -218,6 +219,8 @@ pub struct LoginAttempt {
     pub(crate) throttle: Arc<dyn LoginThrottle>,
     pub(crate) account: Option<(ThrottleKey, ThrottleWindow, u32)>,
     pub(crate) address: Option<(ThrottleKey, ThrottleWindow, u32)>,
+    /// Where the verdict is counted; `None` while [`begin`] decides.
+    pub(crate) metrics: Option<Recorder>,
 }
 
 impl std::fmt::Debug for LoginAttempt {
@@ -230,6 +233,12 @@ impl std::fmt::Debug for LoginAttempt {
 }
 
 impl LoginAttempt {
+    fn count(&self, outcome: LoginOutcome) {
+        if let Some(metrics) = &self.metrics {
+            metrics.login(outcome);
+        }
+    }
+
     /// The hashed account key the attempt counts under, if the account
     /// limit is on: safe to log (never the username itself).
     pub fn account_key(&self) -> Option<&ThrottleKey> {
@@ -247,6 +256,7 @@ impl LoginAttempt {
     /// cleared). A store failure here is logged, not returned: the counts
     /// it leaves are only ever too high.
     pub async fn succeeded(self) {
+        self.count(LoginOutcome::Success);
         if let Some((key, _, _)) = &self.account
             && let Err(err) = self.throttle.reset(key).await
         {
@@ -264,6 +274,7 @@ impl LoginAttempt {
     /// limit (the next attempts are refused until the window ends), with
     /// the hashed key only.
     pub fn failed(self) {
+        self.count(LoginOutcome::BadCredentials);
         for (kind, slot) in [("account", &self.account), ("address", &self.address)] {
             if let Some((key, window, limit)) = slot
                 && window.attempts == u64::from(*limit)
@@ -283,6 +294,7 @@ impl LoginAttempt {
     /// request was refused before the check): the attempt is taken back
     /// from both counts. Failures are logged, not returned.
     pub async fn abandoned(self) {
+        self.count(LoginOutcome::Error);
         for (key, window, _) in self.account.iter().chain(self.address.iter()) {
             if let Err(err) = self.throttle.undo(key, window).await {
                 warn_unavailable(&err, "could not take back a login attempt");
@@ -330,6 +342,7 @@ pub(crate) async fn begin(
         throttle: Arc::clone(throttle),
         account: None,
         address: None,
+        metrics: None,
     };
     if let Some(ip) = ip.filter(|_| limits.per_address > 0) {
         let key = ThrottleKey::address(ip);

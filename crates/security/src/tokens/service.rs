@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::config::SecurityConfig;
 use crate::error::{Error, InvalidTokenReason, Result};
+use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
 use crate::throttle::{
     self, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
@@ -57,6 +58,8 @@ struct Inner {
     passwords: PasswordHasher,
     /// The login throttle, behind the store timeout.
     throttle: Arc<dyn LoginThrottle>,
+    /// What this handle counts (nothing without the `metrics` feature).
+    metrics: Recorder,
 }
 
 impl std::fmt::Debug for Security {
@@ -83,6 +86,7 @@ pub struct IssuedToken {
 /// An access and a refresh token from one login (the seed's
 /// `create_token_pair` result), serialized as the OAuth2 token response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     /// The access token.
     pub access_token: String,
@@ -131,6 +135,7 @@ fn truncate(value: &str, max: usize) -> String {
 
 /// One live login session of a user (a refresh token family).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// The session id: the `sid` claim of its tokens.
     pub id: String,
@@ -172,12 +177,20 @@ impl Security {
         passwords: PasswordHasher,
     ) -> Result<Self> {
         let codec = Arc::new(JwtCodec::from_config(&config)?);
+        let metrics = Recorder::new();
         let throttle = store
             .login_throttle()
             .unwrap_or_else(|| Arc::new(MemoryLoginThrottle::new()));
-        let throttle: Arc<dyn LoginThrottle> =
-            Arc::new(TimeoutThrottle::new(throttle, config.store_timeout()));
-        let store: Arc<dyn TokenStore> = Arc::new(TimeoutStore::new(store, config.store_timeout()));
+        let throttle: Arc<dyn LoginThrottle> = Arc::new(TimeoutThrottle::new(
+            throttle,
+            config.store_timeout(),
+            metrics.clone(),
+        ));
+        let store: Arc<dyn TokenStore> = Arc::new(TimeoutStore::new(
+            store,
+            config.store_timeout(),
+            metrics.clone(),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -185,6 +198,7 @@ impl Security {
                 store,
                 passwords,
                 throttle,
+                metrics,
             }),
         })
     }
@@ -211,6 +225,7 @@ impl Security {
         let throttle: Arc<dyn LoginThrottle> = Arc::new(TimeoutThrottle::new(
             throttle,
             self.inner.config.store_timeout(),
+            self.inner.metrics.clone(),
         ));
         Self {
             inner: Arc::new(Inner {
@@ -219,8 +234,32 @@ impl Security {
                 store: Arc::clone(&self.inner.store),
                 passwords: self.inner.passwords.clone(),
                 throttle,
+                metrics: self.inner.metrics.clone(),
             }),
         }
+    }
+
+    /// This handle's Prometheus metrics (feature `metrics`): logins,
+    /// validations, refreshes, revocations, store latency, purges. Handles
+    /// made from this one ([`with_login_throttle`](Self::with_login_throttle))
+    /// count into the same series.
+    #[cfg(feature = "metrics")]
+    pub fn metrics(&self) -> &crate::SecurityMetrics {
+        &self.inner.metrics
+    }
+
+    /// Counts a login refused before [`begin_login`](Self::begin_login)
+    /// (for example an empty or overlong username) as bad credentials.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn count_refused_login(&self) {
+        self.inner.metrics.login(LoginOutcome::BadCredentials);
+    }
+
+    /// Counts a refresh refused before [`refresh_session`](Self::refresh_session)
+    /// ran (a token that does not verify, a disabled user).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn count_rejected_refresh(&self) {
+        self.inner.metrics.refresh(RefreshOutcome::Rejected);
     }
 
     /// The login throttle (behind the store timeout).
@@ -272,10 +311,18 @@ impl Security {
             window_secs: secs(config.login_throttle_window()).max(1),
         };
         let now = now();
-        match throttle::begin(&self.inner.throttle, limits, Some(username), ip, now).await? {
-            Ok(attempt) => Ok(attempt),
+        let metrics = &self.inner.metrics;
+        let begun = throttle::begin(&self.inner.throttle, limits, Some(username), ip, now)
+            .await
+            .inspect_err(|_| metrics.login(LoginOutcome::Error))?;
+        match begun {
+            Ok(mut attempt) => {
+                attempt.metrics = Some(metrics.clone());
+                Ok(attempt)
+            }
             Err(refused) => {
                 refused.log();
+                metrics.login(LoginOutcome::Throttled);
                 Err(Error::TooManyAttempts {
                     retry_after: refused.window.retry_after(now),
                 })
@@ -475,6 +522,12 @@ impl Security {
     /// matches and is not revoked. A store failure is
     /// [`Error::StoreUnavailable`], never a token error.
     pub async fn validate_token(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
+        let result = self.validate_stateful(token, expected).await;
+        self.inner.metrics.validation("strict", expected, &result);
+        result
+    }
+
+    async fn validate_stateful(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
         let claims = self.inner.codec.verify(token, expected)?;
         let record = self.checked_record(&claims).await?;
         // A refresh token that was exchanged is spent; only the refresh
@@ -493,7 +546,9 @@ impl Security {
         token: &str,
         expected: Option<TokenType>,
     ) -> Result<Claims> {
-        self.inner.codec.verify(token, expected)
+        let result = self.inner.codec.verify(token, expected);
+        self.inner.metrics.validation("stateless", expected, &result);
+        result
     }
 
     /// Verifies the signature and claims but not expiry (the seed's
@@ -542,6 +597,26 @@ impl Security {
         refresh_token: &str,
         client: &ClientInfo,
     ) -> Result<TokenPair> {
+        let result = self.rotate_refresh_token(refresh_token, client).await;
+        let outcome = match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(Error::RefreshTokenReused) => RefreshOutcome::Reused,
+            Err(_) => RefreshOutcome::Rejected,
+        };
+        self.inner.metrics.refresh(outcome);
+        if outcome == RefreshOutcome::Reused {
+            self.inner.metrics.revocation(RevocationKind::Reuse);
+        }
+        result.map(|(pair, _)| pair)
+    }
+
+    /// [`refresh_session`](Self::refresh_session), saying whether the pair
+    /// is new or a concurrent refresh's within the grace.
+    async fn rotate_refresh_token(
+        &self,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<(TokenPair, RefreshOutcome)> {
         let claims = self
             .inner
             .codec
@@ -593,7 +668,8 @@ impl Security {
                     expires_in: u64::try_from(exp - at).unwrap_or(0),
                     claims: child_claims,
                 };
-                self.pair_from_refresh(refresh).await
+                let pair = self.pair_from_refresh(refresh).await?;
+                Ok((pair, RefreshOutcome::Rotated))
             }
             Rotation::AlreadyConsumed {
                 consumed_at,
@@ -633,7 +709,7 @@ impl Security {
         consumed_at: i64,
         replaced_by: Option<String>,
         client: &ClientInfo,
-    ) -> Result<TokenPair> {
+    ) -> Result<(TokenPair, RefreshOutcome)> {
         let at = now();
         let grace = secs(self.inner.config.refresh_reuse_grace());
         let successor = match replaced_by.as_deref() {
@@ -672,7 +748,8 @@ impl Security {
                 expires_in: u64::try_from(successor.expires_at - at).unwrap_or(0),
                 claims: successor_claims,
             };
-            return self.pair_from_refresh(refresh).await;
+            let pair = self.pair_from_refresh(refresh).await?;
+            return Ok((pair, RefreshOutcome::Grace));
         }
         tracing::warn!(
             user_id = %claims.sub,
@@ -743,7 +820,9 @@ impl Security {
     /// Revokes a token by id (for admins, who see ids but never tokens);
     /// returns whether a live token changed.
     pub async fn revoke_jti(&self, jti: &str) -> Result<bool> {
-        Ok(self.inner.store.revoke(jti, now()).await?)
+        let changed = self.inner.store.revoke(jti, now()).await?;
+        self.inner.metrics.revocation(RevocationKind::Token);
+        Ok(changed)
     }
 
     /// Ends the login session a token belongs to: the token itself and every
@@ -761,6 +840,11 @@ impl Security {
             // `revoke_other_sessions`.
             revoked += self.inner.store.revoke_family(sid, at).await?;
         }
+        self.inner.metrics.revocation(if claims.sid.is_some() {
+            RevocationKind::Session
+        } else {
+            RevocationKind::Token
+        });
         Ok(revoked)
     }
 
@@ -770,7 +854,9 @@ impl Security {
     /// has: a user-level cut-off ([`TokenStore::cut_off_user`]). Tokens
     /// issued afterwards (a new login) are not affected.
     pub async fn revoke_all_user_tokens(&self, user_id: &str) -> Result<()> {
-        Ok(self.inner.store.cut_off_user(user_id, now()).await?)
+        self.inner.store.cut_off_user(user_id, now()).await?;
+        self.inner.metrics.revocation(RevocationKind::User);
+        Ok(())
     }
 
     /// Revokes every token of a user except those of the session
@@ -795,6 +881,7 @@ impl Security {
             .store
             .revoke_user(user_id, Some(keep_session), at)
             .await?;
+        self.inner.metrics.revocation(RevocationKind::OtherSessions);
         Ok(first + second)
     }
 
@@ -843,6 +930,7 @@ impl Security {
         // Twice, for a refresh racing this revocation: see
         // `revoke_other_sessions`.
         self.inner.store.revoke_family(session_id, at).await?;
+        self.inner.metrics.revocation(RevocationKind::Session);
         Ok(true)
     }
 

@@ -4,12 +4,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{Rotation, TokenRecord, TokenStore};
 use crate::error::StoreError;
+use crate::metrics::Recorder;
 use crate::throttle::LoginThrottle;
 
 /// Wraps a [`TokenStore`] so every call fails with a [`StoreError`] after
@@ -18,11 +19,16 @@ use crate::throttle::LoginThrottle;
 pub(crate) struct TimeoutStore {
     inner: Arc<dyn TokenStore>,
     timeout: Duration,
+    metrics: Recorder,
 }
 
 impl TimeoutStore {
-    pub(crate) fn new(inner: Arc<dyn TokenStore>, timeout: Duration) -> Self {
-        Self { inner, timeout }
+    pub(crate) fn new(inner: Arc<dyn TokenStore>, timeout: Duration, metrics: Recorder) -> Self {
+        Self {
+            inner,
+            timeout,
+            metrics,
+        }
     }
 }
 
@@ -30,14 +36,19 @@ impl TimeoutStore {
 #[error("the store did not answer within {0:?}")]
 struct Elapsed(Duration);
 
+/// Runs `call` within `timeout`, recording its duration and outcome.
 async fn bounded<T>(
+    metrics: &Recorder,
     operation: &'static str,
     timeout: Duration,
     call: impl Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    tokio::time::timeout(timeout, call)
+    let started = Instant::now();
+    let result = tokio::time::timeout(timeout, call)
         .await
-        .unwrap_or_else(|_| Err(StoreError::new(operation, Elapsed(timeout))))
+        .unwrap_or_else(|_| Err(StoreError::new(operation, Elapsed(timeout))));
+    metrics.store_call(operation, started.elapsed(), result.is_ok());
+    result
 }
 
 #[async_trait]
@@ -47,15 +58,21 @@ impl TokenStore for TimeoutStore {
     }
 
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        bounded("insert", self.timeout, self.inner.insert(record)).await
+        bounded(
+            &self.metrics,
+            "insert", self.timeout, self.inner.insert(record)).await
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        bounded("get", self.timeout, self.inner.get(jti)).await
+        bounded(
+            &self.metrics,
+            "get", self.timeout, self.inner.get(jti)).await
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        bounded("revoke", self.timeout, self.inner.revoke(jti, at)).await
+        bounded(
+            &self.metrics,
+            "revoke", self.timeout, self.inner.revoke(jti, at)).await
     }
 
     async fn rotate(
@@ -65,6 +82,7 @@ impl TokenStore for TimeoutStore {
         at: i64,
     ) -> Result<Rotation, StoreError> {
         bounded(
+            &self.metrics,
             "rotate",
             self.timeout,
             self.inner.rotate(parent_jti, child, at),
@@ -74,6 +92,7 @@ impl TokenStore for TimeoutStore {
 
     async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
         bounded(
+            &self.metrics,
             "cut_off_user",
             self.timeout,
             self.inner.cut_off_user(user_id, at),
@@ -83,6 +102,7 @@ impl TokenStore for TimeoutStore {
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
         bounded(
+            &self.metrics,
             "revoke_family",
             self.timeout,
             self.inner.revoke_family(family_id, at),
@@ -97,6 +117,7 @@ impl TokenStore for TimeoutStore {
         at: i64,
     ) -> Result<u64, StoreError> {
         bounded(
+            &self.metrics,
             "revoke_user",
             self.timeout,
             self.inner.revoke_user(user_id, except_family, at),
@@ -106,6 +127,7 @@ impl TokenStore for TimeoutStore {
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
         bounded(
+            &self.metrics,
             "list_live",
             self.timeout,
             self.inner.list_live(user_id, now),
@@ -115,16 +137,21 @@ impl TokenStore for TimeoutStore {
 
     async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
         // A purge batch is bulk work; give it more room than a request lookup.
-        bounded(
+        let purged = bounded(
+            &self.metrics,
             "purge_expired",
             self.timeout.saturating_mul(6),
             self.inner.purge_expired(before, batch),
         )
-        .await
+        .await?;
+        self.metrics.purged("tokens", purged);
+        Ok(purged)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        bounded("ping", self.timeout, self.inner.ping()).await
+        bounded(
+            &self.metrics,
+            "ping", self.timeout, self.inner.ping()).await
     }
 
     fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {

@@ -1,0 +1,280 @@
+//! The OpenAPI description (feature `openapi`): fetched over HTTP from the
+//! router that serves it, parsed with an OpenAPI 3.1 parser that is not
+//! utoipa (`oas3`), and checked against the routes the router really has
+//! ([`AuthRoute::ALL`], the list `auth_router` is built from).
+
+// Test code: a failed assumption fails the test.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::*;
+use fastcore_security::http::{OPENAPI_PATH, openapi_router};
+use fastcore_security::{AuthRoute, auth_router, openapi};
+use serde_json::Value;
+
+/// The application as a user would build it: the auth routes and the
+/// description of them.
+fn app() -> Router {
+    let directory = TestDirectory::default();
+    auth_router(auth_state(memory_security(), &directory)).merge(openapi_router(&openapi()))
+}
+
+async fn fetch_spec(app: &Router) -> (String, Value) {
+    let res = send(app, get(OPENAPI_PATH, None)).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.header(header::CONTENT_TYPE), Some("application/json"));
+    let text = res.text();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    (text, json)
+}
+
+/// The method names the description uses for a route's method.
+fn method_key(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "get",
+        Method::POST => "post",
+        Method::DELETE => "delete",
+        Method::PUT => "put",
+        Method::PATCH => "patch",
+        _ => panic!("no route uses {method}"),
+    }
+}
+
+/// Every error code the library can put in a problem body.
+const KNOWN_CODES: &[&str] = &[
+    "invalid_token",
+    "token_expired",
+    "token_revoked",
+    "refresh_token_reused",
+    "invalid_credentials",
+    "too_many_attempts",
+    "authentication_failed",
+    "forbidden",
+    "invalid_request",
+    "store_unavailable",
+    "configuration_error",
+    "internal_error",
+    "missing_token",
+    "not_found",
+    "body_too_large",
+];
+
+#[tokio::test]
+async fn the_served_spec_is_valid_openapi_3_and_lists_every_route() {
+    let app = app();
+    let (text, spec) = fetch_spec(&app).await;
+
+    // An independent OpenAPI 3.1 parser accepts it.
+    let parsed = oas3::from_json(&text).unwrap_or_else(|e| panic!("not OpenAPI 3.1: {e}"));
+    assert!(parsed.openapi.starts_with("3."), "{}", parsed.openapi);
+    assert_eq!(parsed.info.title, "fastcore-security");
+    assert!(!parsed.info.version.is_empty());
+
+    // Required fields, read from the raw JSON too.
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(spec["info"]["title"].is_string());
+    assert!(spec["info"]["version"].is_string());
+    let paths = spec["paths"].as_object().unwrap();
+
+    // Every route the router serves is documented...
+    let mut served = BTreeSet::new();
+    for route in AuthRoute::ALL {
+        let key = method_key(&route.method());
+        let operation = &spec["paths"][route.path()][key];
+        assert!(
+            operation.is_object(),
+            "{} {} is served but not in the OpenAPI description",
+            route.method(),
+            route.path()
+        );
+        assert!(
+            operation["operationId"].is_string(),
+            "{route:?} has no operationId"
+        );
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(
+            responses.keys().any(|status| status.starts_with('2')),
+            "{route:?} documents no success response"
+        );
+        served.insert((key.to_owned(), route.path().to_owned()));
+    }
+    // ...and nothing else is.
+    let mut documented = BTreeSet::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.clone(), path.clone()));
+        }
+    }
+    assert_eq!(documented, served);
+
+    // AuthRoute::ALL is what the router really serves: each route answers
+    // (a refusal, without credentials), none falls through to 404/405.
+    for route in AuthRoute::ALL {
+        let uri = route.path().replace("{id}", "some-session");
+        let request = Request::builder()
+            .method(route.method())
+            .uri(&uri)
+            .body(Body::empty())
+            .unwrap();
+        let res = send(&app, request).await;
+        assert!(
+            res.status != StatusCode::NOT_FOUND && res.status != StatusCode::METHOD_NOT_ALLOWED,
+            "{} {uri}: {}",
+            route.method(),
+            res.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_and_every_error_response_are_described() {
+    let (_, spec) = fetch_spec(&app()).await;
+    let scheme = &spec["components"]["securitySchemes"]["bearerAuth"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(scheme["bearerFormat"], "JWT");
+    let problem = &spec["components"]["schemas"]["Problem"];
+    for field in ["type", "title", "status", "detail", "code"] {
+        assert!(
+            problem["properties"][field].is_object(),
+            "Problem lacks {field}: {problem}"
+        );
+    }
+
+    let operation = |route: AuthRoute| {
+        spec["paths"][route.path()][method_key(&route.method())].clone()
+    };
+    // The codes an error response documents (its `code` enum).
+    let codes = |route: AuthRoute, status: &str| -> BTreeSet<String> {
+        let response = &operation(route)["responses"][status];
+        let content = &response["content"]["application/problem+json"];
+        assert!(
+            content.is_object(),
+            "{route:?} {status} is not problem+json: {response}"
+        );
+        content["schema"]["allOf"][1]["properties"]["code"]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{route:?} {status} lists no codes: {response}"))
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let set = |codes: &[&str]| codes.iter().map(|c| (*c).to_owned()).collect::<BTreeSet<_>>();
+
+    // Every route that takes a bearer token says so, and documents its 401
+    // (with the challenge header) and the 503 of a store outage.
+    for route in [
+        AuthRoute::Logout,
+        AuthRoute::LogoutAll,
+        AuthRoute::LogoutOthers,
+        AuthRoute::ListSessions,
+        AuthRoute::DeleteSession,
+        AuthRoute::Me,
+    ] {
+        let op = operation(route);
+        assert_eq!(op["security"][0]["bearerAuth"], Value::Array(vec![]), "{route:?}");
+        assert!(codes(route, "401").contains("missing_token"), "{route:?}");
+        assert!(
+            op["responses"]["401"]["headers"]["WWW-Authenticate"].is_object(),
+            "{route:?}"
+        );
+        assert_eq!(codes(route, "503"), set(&["store_unavailable"]), "{route:?}");
+        assert!(op["responses"]["503"]["headers"]["Retry-After"].is_object());
+    }
+    assert_eq!(
+        codes(AuthRoute::Me, "401"),
+        set(&[
+            "missing_token",
+            "invalid_token",
+            "token_expired",
+            "token_revoked",
+            "authentication_failed"
+        ])
+    );
+    assert_eq!(codes(AuthRoute::Me, "403"), set(&["forbidden"]));
+
+    // Login: bad credentials, throttling, oversized bodies.
+    assert_eq!(
+        codes(AuthRoute::Login, "401"),
+        set(&["invalid_credentials", "authentication_failed"])
+    );
+    assert_eq!(codes(AuthRoute::Login, "429"), set(&["too_many_attempts"]));
+    assert!(
+        operation(AuthRoute::Login)["responses"]["429"]["headers"]["Retry-After"].is_object()
+    );
+    assert_eq!(codes(AuthRoute::Login, "413"), set(&["body_too_large"]));
+    assert_eq!(codes(AuthRoute::Login, "503"), set(&["store_unavailable"]));
+    let login_body = &operation(AuthRoute::Login)["requestBody"]["content"];
+    assert!(login_body["application/x-www-form-urlencoded"].is_object());
+    assert!(login_body["application/json"].is_object());
+
+    // Refresh: reuse detection is a documented outcome.
+    assert!(codes(AuthRoute::Refresh, "401").contains("refresh_token_reused"));
+    assert_eq!(codes(AuthRoute::Refresh, "413"), set(&["body_too_large"]));
+
+    // Sessions: someone else's session is a 404.
+    assert_eq!(codes(AuthRoute::DeleteSession, "404"), set(&["not_found"]));
+
+    // Health answers 503 with its status body, not a problem.
+    assert!(
+        operation(AuthRoute::Health)["responses"]["503"]["content"]["application/json"]
+            .is_object()
+    );
+
+    // Every code anywhere in the description is one the library really sends.
+    for route in AuthRoute::ALL {
+        for (status, response) in operation(*route)["responses"].as_object().unwrap() {
+            if response["content"]["application/problem+json"].is_object() {
+                for code in codes(*route, status) {
+                    assert!(KNOWN_CODES.contains(&code.as_str()), "{route:?} {status}: {code}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn documented_refusals_match_what_the_router_answers() {
+    let app = app();
+    let (_, spec) = fetch_spec(&app).await;
+    // A sample of real refusals: each status and code is in the description.
+    let cases = [
+        (get("/auth/me", None), AuthRoute::Me),
+        (get("/auth/sessions", Some("not.a.jwt")), AuthRoute::ListSessions),
+        (
+            post_form("/auth/login", &[("username", "nobody"), ("password", "wrong")]),
+            AuthRoute::Login,
+        ),
+        (
+            post_json("/auth/refresh", &serde_json::json!({"refresh_token": "x.y.z"}), None),
+            AuthRoute::Refresh,
+        ),
+    ];
+    for (request, route) in cases {
+        let res = send(&app, request).await;
+        let body = res.json();
+        let status = res.status.as_str().to_owned();
+        let documented = &spec["paths"][route.path()][method_key(&route.method())]["responses"]
+            [&status]["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]
+            ["code"]["enum"];
+        assert!(
+            documented
+                .as_array()
+                .is_some_and(|codes| codes.contains(&body["code"])),
+            "{route:?} answered {status} {body}, documented: {documented}"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore]
+async fn dump() {
+    let (text, _) = fetch_spec(&app()).await;
+    std::fs::write("/tmp/i7/spec.json", text).unwrap();
+}
