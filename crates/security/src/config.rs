@@ -17,6 +17,10 @@
 //! | `LOGIN_MAX_FAILURES_PER_ACCOUNT` | failed logins one account may have per throttle window before further attempts get 429 (0 disables) | 5 |
 //! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins one client address (an IPv6 /64) may have per throttle window, over all accounts (0 disables) | 20 |
 //! | `LOGIN_THROTTLE_WINDOW_SECONDS` | the throttle window, from the first counted attempt (1 to 86400) | 900 |
+//! | `PASSWORD_ARGON2_MEMORY_KIB` | argon2id memory of new password hashes, in KiB (19456 to 262144) | 19456 |
+//! | `PASSWORD_ARGON2_ITERATIONS` | argon2id passes (2 to 16) | 2 |
+//! | `PASSWORD_ARGON2_PARALLELISM` | argon2id lanes (1 to 16) | 1 |
+//! | `PASSWORD_MAX_BYTES` | longest password accepted, in bytes, as sent and in NFKC form (64 to 65536) | 1024 |
 //! | `FASTCORE_ENV` / `APP_ENV` / `ENVIRONMENT` | `production` forbids generated secrets | development |
 
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};
+use crate::password::PasswordPolicy;
 use crate::tokens::keys::{KeySet, min_hmac_bytes};
 
 /// Where the process runs. Only `Production` changes behaviour: it forbids
@@ -88,6 +93,7 @@ pub struct SecurityConfig {
     pub(crate) login_max_failures_per_account: u32,
     pub(crate) login_max_failures_per_address: u32,
     pub(crate) login_throttle_window: Duration,
+    pub(crate) password_policy: PasswordPolicy,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -120,6 +126,7 @@ impl std::fmt::Debug for SecurityConfig {
                 &self.login_max_failures_per_address,
             )
             .field("login_throttle_window", &self.login_throttle_window)
+            .field("password_policy", &self.password_policy)
             .finish()
     }
 }
@@ -222,6 +229,7 @@ impl SecurityConfig {
             )?;
             b = b.login_throttle_window(Duration::from_secs(secs));
         }
+        b = b.password_policy(PasswordPolicy::from_lookup(&lookup)?);
         Ok(b)
     }
 
@@ -279,6 +287,11 @@ impl SecurityConfig {
     /// Tokens longer than this are refused before any parsing.
     pub fn max_token_bytes(&self) -> usize {
         self.max_token_bytes
+    }
+    /// How new password hashes are made and how long a password may be;
+    /// [`Security::new`](crate::Security::new) hashes with it.
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.password_policy
     }
     /// How long after a refresh token was rotated a second presentation of
     /// it (two tabs refreshing at once) still gets the same session's new
@@ -357,6 +370,7 @@ pub struct SecurityConfigBuilder {
     login_max_failures_per_account: Option<u32>,
     login_max_failures_per_address: Option<u32>,
     login_throttle_window: Option<Duration>,
+    password_policy: Option<PasswordPolicy>,
 }
 
 impl std::fmt::Debug for SecurityConfigBuilder {
@@ -461,6 +475,14 @@ impl SecurityConfigBuilder {
     /// Refuse tokens longer than this many bytes before parsing (default 8 KiB).
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = Some(bytes);
+        self
+    }
+    /// The password policy (default: argon2id at OWASP's floor, m=19456
+    /// KiB, t=2, p=1; passwords up to 1024 bytes). Checked by
+    /// [`build`](Self::build) with [`PasswordPolicy::validate`]: nothing
+    /// below the floor is accepted.
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = Some(policy);
         self
     }
     /// How long one token store call may take before the request fails
@@ -668,6 +690,8 @@ impl SecurityConfigBuilder {
             ));
         }
         let login_throttle_window = Duration::from_secs(window_secs);
+        let password_policy = self.password_policy.unwrap_or_default();
+        password_policy.validate()?;
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
         if max_token_bytes < 256 {
             return Err(Error::config("max_token_bytes must be at least 256"));
@@ -693,6 +717,7 @@ impl SecurityConfigBuilder {
             login_max_failures_per_account,
             login_max_failures_per_address,
             login_throttle_window,
+            password_policy,
         })
     }
 }

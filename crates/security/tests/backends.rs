@@ -391,6 +391,7 @@ mod postgres {
             tables,
             [
                 "_fastcore_security_migrations",
+                "fastcore_login_throttle",
                 "fastcore_tokens",
                 "fastcore_user_cutoffs"
             ]
@@ -399,7 +400,7 @@ mod postgres {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 2);
+        assert_eq!(applied, 3);
     }
 }
 
@@ -470,6 +471,7 @@ mod mysql {
             tables,
             [
                 "_fastcore_security_migrations",
+                "fastcore_login_throttle",
                 "fastcore_tokens",
                 "fastcore_user_cutoffs"
             ]
@@ -478,7 +480,7 @@ mod mysql {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 2);
+        assert_eq!(applied, 3);
     }
 
     /// A value longer than its column is refused, never truncated (which a
