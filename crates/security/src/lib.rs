@@ -139,15 +139,15 @@ pub use tokens::store::{
 };
 pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDirectory};
 
+#[cfg(all(feature = "metrics", feature = "axum"))]
+pub use http::metrics_router;
+#[cfg(feature = "openapi")]
+pub use http::openapi;
 #[cfg(feature = "axum")]
 pub use http::{
     AuthRejection, AuthRoute, AuthState, ClientIp, CurrentUser, RefreshTokenData, TokenData,
     auth_router, jwks_router,
 };
-#[cfg(all(feature = "metrics", feature = "axum"))]
-pub use http::metrics_router;
-#[cfg(feature = "openapi")]
-pub use http::openapi;
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).
 pub use jsonwebtoken::Algorithm;

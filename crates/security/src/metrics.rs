@@ -264,11 +264,7 @@ mod enabled {
         /// ```
         pub fn register(&self, registry: &mut Registry) {
             let registry = registry.sub_registry_with_prefix("fastcore_security");
-            registry.register(
-                "logins",
-                "Login attempts, by outcome",
-                self.logins.clone(),
-            );
+            registry.register("logins", "Login attempts, by outcome", self.logins.clone());
             registry.register(
                 "token_validations",
                 "Token validations, by mode (strict: with the store; stateless: signature and claims only), expected token type and outcome (valid, or the error code)",
@@ -371,7 +367,9 @@ mod enabled {
         }
 
         pub(crate) fn purged(&self, kind: &'static str, records: u64) {
-            self.purged.get_or_create(&KindLabels { kind }).inc_by(records);
+            self.purged
+                .get_or_create(&KindLabels { kind })
+                .inc_by(records);
         }
     }
 }
@@ -392,7 +390,13 @@ mod disabled {
             Self
         }
         pub(crate) fn login(&self, _: LoginOutcome) {}
-        pub(crate) fn validation<T>(&self, _: &'static str, _: Option<crate::TokenType>, _: &Result<T>) {}
+        pub(crate) fn validation<T>(
+            &self,
+            _: &'static str,
+            _: Option<crate::TokenType>,
+            _: &Result<T>,
+        ) {
+        }
         pub(crate) fn refresh(&self, _: RefreshOutcome) {}
         pub(crate) fn revocation(&self, _: RevocationKind) {}
         pub(crate) fn store_call(&self, _: &'static str, _: Duration, _: bool) {}

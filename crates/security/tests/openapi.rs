@@ -147,9 +147,8 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
         );
     }
 
-    let operation = |route: AuthRoute| {
-        spec["paths"][route.path()][method_key(&route.method())].clone()
-    };
+    let operation =
+        |route: AuthRoute| spec["paths"][route.path()][method_key(&route.method())].clone();
     // The codes an error response documents (its `code` enum).
     let codes = |route: AuthRoute, status: &str| -> BTreeSet<String> {
         let response = &operation(route)["responses"][status];
@@ -165,7 +164,12 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
             .map(|c| c.as_str().unwrap().to_owned())
             .collect()
     };
-    let set = |codes: &[&str]| codes.iter().map(|c| (*c).to_owned()).collect::<BTreeSet<_>>();
+    let set = |codes: &[&str]| {
+        codes
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
 
     // Every route that takes a bearer token says so, and documents its 401
     // (with the challenge header) and the 503 of a store outage.
@@ -178,13 +182,21 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
         AuthRoute::Me,
     ] {
         let op = operation(route);
-        assert_eq!(op["security"][0]["bearerAuth"], Value::Array(vec![]), "{route:?}");
+        assert_eq!(
+            op["security"][0]["bearerAuth"],
+            Value::Array(vec![]),
+            "{route:?}"
+        );
         assert!(codes(route, "401").contains("missing_token"), "{route:?}");
         assert!(
             op["responses"]["401"]["headers"]["WWW-Authenticate"].is_object(),
             "{route:?}"
         );
-        assert_eq!(codes(route, "503"), set(&["store_unavailable"]), "{route:?}");
+        assert_eq!(
+            codes(route, "503"),
+            set(&["store_unavailable"]),
+            "{route:?}"
+        );
         assert!(op["responses"]["503"]["headers"]["Retry-After"].is_object());
     }
     assert_eq!(
@@ -205,9 +217,7 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
         set(&["invalid_credentials", "authentication_failed"])
     );
     assert_eq!(codes(AuthRoute::Login, "429"), set(&["too_many_attempts"]));
-    assert!(
-        operation(AuthRoute::Login)["responses"]["429"]["headers"]["Retry-After"].is_object()
-    );
+    assert!(operation(AuthRoute::Login)["responses"]["429"]["headers"]["Retry-After"].is_object());
     assert_eq!(codes(AuthRoute::Login, "413"), set(&["body_too_large"]));
     assert_eq!(codes(AuthRoute::Login, "503"), set(&["store_unavailable"]));
     let login_body = &operation(AuthRoute::Login)["requestBody"]["content"];
@@ -223,8 +233,7 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
 
     // Health answers 503 with its status body, not a problem.
     assert!(
-        operation(AuthRoute::Health)["responses"]["503"]["content"]["application/json"]
-            .is_object()
+        operation(AuthRoute::Health)["responses"]["503"]["content"]["application/json"].is_object()
     );
 
     // Every code anywhere in the description is one the library really sends.
@@ -232,7 +241,10 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
         for (status, response) in operation(*route)["responses"].as_object().unwrap() {
             if response["content"]["application/problem+json"].is_object() {
                 for code in codes(*route, status) {
-                    assert!(KNOWN_CODES.contains(&code.as_str()), "{route:?} {status}: {code}");
+                    assert!(
+                        KNOWN_CODES.contains(&code.as_str()),
+                        "{route:?} {status}: {code}"
+                    );
                 }
             }
         }
@@ -246,13 +258,23 @@ async fn documented_refusals_match_what_the_router_answers() {
     // A sample of real refusals: each status and code is in the description.
     let cases = [
         (get("/auth/me", None), AuthRoute::Me),
-        (get("/auth/sessions", Some("not.a.jwt")), AuthRoute::ListSessions),
         (
-            post_form("/auth/login", &[("username", "nobody"), ("password", "wrong")]),
+            get("/auth/sessions", Some("not.a.jwt")),
+            AuthRoute::ListSessions,
+        ),
+        (
+            post_form(
+                "/auth/login",
+                &[("username", "nobody"), ("password", "wrong")],
+            ),
             AuthRoute::Login,
         ),
         (
-            post_json("/auth/refresh", &serde_json::json!({"refresh_token": "x.y.z"}), None),
+            post_json(
+                "/auth/refresh",
+                &serde_json::json!({"refresh_token": "x.y.z"}),
+                None,
+            ),
             AuthRoute::Refresh,
         ),
     ];
@@ -261,8 +283,8 @@ async fn documented_refusals_match_what_the_router_answers() {
         let body = res.json();
         let status = res.status.as_str().to_owned();
         let documented = &spec["paths"][route.path()][method_key(&route.method())]["responses"]
-            [&status]["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]
-            ["code"]["enum"];
+            [&status]["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]["code"]
+            ["enum"];
         assert!(
             documented
                 .as_array()

@@ -37,9 +37,9 @@ mod routes;
 
 pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
 pub use jwks::{JWKS_PATH, jwks_router};
-pub use rejection::AuthRejection;
 #[cfg(feature = "metrics")]
 pub use metrics::{METRICS_PATH, metrics_router};
 #[cfg(feature = "openapi")]
 pub use openapi::{OPENAPI_PATH, openapi, openapi_router};
+pub use rejection::AuthRejection;
 pub use routes::{AuthRoute, AuthState, ClientIp, auth_router};

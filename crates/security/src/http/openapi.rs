@@ -115,7 +115,9 @@ pub fn openapi() -> OpenApi {
                      problem details with a stable `code`; token errors also carry an RFC 6750 \
                      `WWW-Authenticate` challenge.",
                 ))
-                .license(Some(LicenseBuilder::new().name("MIT OR Apache-2.0").build()))
+                .license(Some(
+                    LicenseBuilder::new().name("MIT OR Apache-2.0").build(),
+                ))
                 .build(),
         )
         .paths(paths)
@@ -185,7 +187,9 @@ fn json_response(description: &str, schema: &str) -> Response {
         .description(description)
         .content(
             JSON,
-            ContentBuilder::new().schema(Some(schema_ref(schema))).build(),
+            ContentBuilder::new()
+                .schema(Some(schema_ref(schema)))
+                .build(),
         )
         .build()
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRef, Path, RawQuery, Request, State};
+use axum::http::Method;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::http::Method;
 use axum::routing::{MethodFilter, on};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};

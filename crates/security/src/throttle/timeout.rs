@@ -73,13 +73,21 @@ impl LoginThrottle for TimeoutThrottle {
     async fn undo(&self, key: &ThrottleKey, window: &ThrottleWindow) -> Result<(), StoreError> {
         bounded(
             &self.metrics,
-            "throttle_undo", self.timeout, self.inner.undo(key, window)).await
+            "throttle_undo",
+            self.timeout,
+            self.inner.undo(key, window),
+        )
+        .await
     }
 
     async fn reset(&self, key: &ThrottleKey) -> Result<(), StoreError> {
         bounded(
             &self.metrics,
-            "throttle_reset", self.timeout, self.inner.reset(key)).await
+            "throttle_reset",
+            self.timeout,
+            self.inner.reset(key),
+        )
+        .await
     }
 
     async fn purge_expired(&self, now: i64, batch: u32) -> Result<u64, StoreError> {

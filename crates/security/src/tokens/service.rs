@@ -551,7 +551,9 @@ impl Security {
         expected: Option<TokenType>,
     ) -> Result<Claims> {
         let result = self.inner.codec.verify(token, expected);
-        self.inner.metrics.validation("stateless", expected, &result);
+        self.inner
+            .metrics
+            .validation("stateless", expected, &result);
         result
     }
 

@@ -60,19 +60,25 @@ impl TokenStore for TimeoutStore {
     async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
         bounded(
             &self.metrics,
-            "insert", self.timeout, self.inner.insert(record)).await
+            "insert",
+            self.timeout,
+            self.inner.insert(record),
+        )
+        .await
     }
 
     async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
-        bounded(
-            &self.metrics,
-            "get", self.timeout, self.inner.get(jti)).await
+        bounded(&self.metrics, "get", self.timeout, self.inner.get(jti)).await
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
         bounded(
             &self.metrics,
-            "revoke", self.timeout, self.inner.revoke(jti, at)).await
+            "revoke",
+            self.timeout,
+            self.inner.revoke(jti, at),
+        )
+        .await
     }
 
     async fn rotate(
@@ -149,9 +155,7 @@ impl TokenStore for TimeoutStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        bounded(
-            &self.metrics,
-            "ping", self.timeout, self.inner.ping()).await
+        bounded(&self.metrics, "ping", self.timeout, self.inner.ping()).await
     }
 
     fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {
