@@ -21,8 +21,14 @@ use serde_json::Value;
 /// The application as a user would build it: the auth routes and the
 /// description of them.
 fn app() -> Router {
+    app_with(memory_security())
+}
+
+fn app_with(security: fastcore_security::Security) -> Router {
+    // User 7 exists (no password: it never logs in, its tokens are minted).
     let directory = TestDirectory::default();
-    auth_router(auth_state(memory_security(), &directory)).merge(openapi_router(&openapi()))
+    directory.add("7", "seven", "");
+    auth_router(auth_state(security, &directory)).merge(openapi_router(&openapi()))
 }
 
 async fn fetch_spec(app: &Router) -> (String, Value) {
@@ -112,6 +118,20 @@ async fn the_served_spec_is_valid_openapi_3_and_lists_every_route() {
         }
     }
     assert_eq!(documented, served);
+
+    // The probe below tells a served route from a missing one.
+    let res = send(&app, get("/auth/not-a-route", None)).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let res = send(
+        &app,
+        Request::builder()
+            .method(Method::PUT)
+            .uri("/auth/login")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
 
     // AuthRoute::ALL is what the router really serves: each route answers
     // (a refusal, without credentials), none falls through to 404/405.
@@ -253,10 +273,74 @@ async fn the_bearer_scheme_and_every_error_response_are_described() {
 
 #[tokio::test]
 async fn documented_refusals_match_what_the_router_answers() {
-    let app = app();
+    let config = config_builder()
+        .login_max_failures_per_account(1)
+        .build()
+        .unwrap();
+    let security = memory_security_with(config);
+    let app = app_with(security.clone());
     let (_, spec) = fetch_spec(&app).await;
+    let pair = security.create_token_pair("7", None).await.unwrap();
+    let access = pair.access_token.as_str();
+    let delete_other = Request::builder()
+        .method(Method::DELETE)
+        .uri("/auth/sessions/someone-elses")
+        .header(header::AUTHORIZATION, format!("Bearer {access}"))
+        .body(Body::empty())
+        .unwrap();
+    let oversized = "x".repeat(20 * 1024);
     // A sample of real refusals: each status and code is in the description.
     let cases = [
+        (
+            post_form(
+                "/auth/login",
+                &[("username", "throttled"), ("password", "wrong")],
+            ),
+            AuthRoute::Login,
+        ),
+        (
+            // The account's one failure is used up: 429.
+            post_form(
+                "/auth/login",
+                &[("username", "throttled"), ("password", "wrong")],
+            ),
+            AuthRoute::Login,
+        ),
+        (
+            post_form(
+                "/auth/login",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("username", "a"),
+                    ("password", "b"),
+                ],
+            ),
+            AuthRoute::Login,
+        ),
+        (
+            post_form(
+                "/auth/login",
+                &[("username", "big"), ("password", &oversized)],
+            ),
+            AuthRoute::Login,
+        ),
+        (delete_other, AuthRoute::DeleteSession),
+        (
+            Request::builder()
+                .method(Method::POST)
+                .uri("/auth/logout")
+                .body(Body::empty())
+                .unwrap(),
+            AuthRoute::Logout,
+        ),
+        (
+            get("/auth/sessions?exclude_current=maybe", Some(access)),
+            AuthRoute::ListSessions,
+        ),
+        (
+            post_bearer("/auth/logout-all", &tamper_signature(access)),
+            AuthRoute::LogoutAll,
+        ),
         (get("/auth/me", None), AuthRoute::Me),
         (
             get("/auth/sessions", Some("not.a.jwt")),
@@ -278,8 +362,10 @@ async fn documented_refusals_match_what_the_router_answers() {
             AuthRoute::Refresh,
         ),
     ];
+    let mut statuses = BTreeSet::new();
     for (request, route) in cases {
         let res = send(&app, request).await;
+        statuses.insert(res.status.as_u16());
         let body = res.json();
         let status = res.status.as_str().to_owned();
         let documented = &spec["paths"][route.path()][method_key(&route.method())]["responses"]
@@ -292,11 +378,141 @@ async fn documented_refusals_match_what_the_router_answers() {
             "{route:?} answered {status} {body}, documented: {documented}"
         );
     }
+    // The sample covers every kind of refusal the routes give.
+    assert_eq!(
+        statuses,
+        BTreeSet::from([400, 401, 404, 413, 429]),
+        "statuses seen"
+    );
+}
+
+/// Every `$ref` in `value`, with where it was found.
+fn refs<'a>(value: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key == "$ref" {
+                    if let Some(target) = item.as_str() {
+                        out.push((at.clone(), target));
+                    }
+                } else {
+                    refs(item, format!("{at}/{key}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refs(item, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Resolves a local JSON pointer (`#/components/schemas/Problem`).
+fn resolve<'a>(spec: &'a Value, reference: &str) -> Option<&'a Value> {
+    let pointer = reference.strip_prefix('#')?;
+    spec.pointer(&pointer.replace("~1", "/").replace("~0", "~"))
+        .or_else(|| spec.pointer(pointer))
 }
 
 #[tokio::test]
-#[ignore]
-async fn dump() {
-    let (text, _) = fetch_spec(&app()).await;
-    std::fs::write("/tmp/i7/spec.json", text).unwrap();
+async fn every_reference_resolves_and_every_schema_is_used() {
+    let (_, spec) = fetch_spec(&app()).await;
+    let mut found = Vec::new();
+    refs(&spec, String::new(), &mut found);
+    assert!(found.len() > 10, "suspiciously few $refs: {found:?}");
+    for (at, target) in &found {
+        assert!(
+            target.starts_with("#/"),
+            "{at}: {target} is not a local reference"
+        );
+        assert!(
+            resolve(&spec, target).is_some_and(Value::is_object),
+            "{at}: {target} does not resolve"
+        );
+    }
+    // Every component schema is referred to from somewhere (no dead ones).
+    let used: BTreeSet<&str> = found.iter().map(|(_, t)| *t).collect();
+    for name in spec["components"]["schemas"].as_object().unwrap().keys() {
+        let target = format!("#/components/schemas/{name}");
+        assert!(used.contains(target.as_str()), "{name} is never used");
+    }
+    // Every operation's security names a declared scheme.
+    let schemes = spec["components"]["securitySchemes"].as_object().unwrap();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for requirement in operation["security"].as_array().into_iter().flatten() {
+                for name in requirement.as_object().unwrap().keys() {
+                    assert!(schemes.contains_key(name), "{method} {path}: {name}");
+                }
+            }
+            // Path parameters match the template.
+            for name in path.split('{').skip(1).filter_map(|p| p.split_once('}')) {
+                let declared = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["in"] == "path" && p["name"] == name.0);
+                assert!(
+                    declared,
+                    "{method} {path}: path parameter {} undeclared",
+                    name.0
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_is_answered_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fastcore_security::SqliteTokenStore::connect(&sqlite_url(&dir))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let security =
+        fastcore_security::Security::new(config(), std::sync::Arc::new(store.clone())).unwrap();
+    let pair = security.create_token_pair("7", None).await.unwrap();
+    let app = app_with(security);
+    let (_, spec) = fetch_spec(&app).await;
+    store.pool().close().await;
+
+    let requests = [
+        (get("/auth/me", Some(&pair.access_token)), AuthRoute::Me),
+        (
+            get("/auth/sessions", Some(&pair.access_token)),
+            AuthRoute::ListSessions,
+        ),
+        (
+            post_bearer("/auth/logout", &pair.access_token),
+            AuthRoute::Logout,
+        ),
+        (
+            post_json(
+                "/auth/refresh",
+                &serde_json::json!({"refresh_token": pair.refresh_token}),
+                None,
+            ),
+            AuthRoute::Refresh,
+        ),
+        (get("/health", None), AuthRoute::Health),
+    ];
+    for (request, route) in requests {
+        let res = send(&app, request).await;
+        assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{route:?}");
+        let documented =
+            &spec["paths"][route.path()][method_key(&route.method())]["responses"]["503"];
+        assert!(documented.is_object(), "{route:?} documents no 503");
+        assert!(
+            documented["headers"]["Retry-After"].is_object(),
+            "{route:?}"
+        );
+        assert!(res.header(header::RETRY_AFTER).is_some(), "{route:?}");
+        let media = res.header(header::CONTENT_TYPE).unwrap().to_owned();
+        assert!(
+            documented["content"][&media].is_object(),
+            "{route:?}: {media}"
+        );
+    }
 }
