@@ -15,6 +15,9 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
+use fastcore_security::http::{
+    metrics_router, openapi, openapi_router, with_metrics_route, with_openapi_route,
+};
 use fastcore_security::{
     AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
 };
@@ -49,10 +52,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEMO_USERNAME: &str = "demo";
 
 /// The server's router: the library's auth endpoints (`/auth/login`,
-/// `/auth/refresh`, `/auth/logout`, `/auth/logout-all`, `/auth/me`,
-/// `/health`) and the public keys (`/.well-known/jwks.json`, empty unless
-/// the key file has RSA, EC or Ed25519 keys) with request tracing, a body size limit, a body deadline
-/// ([`DEFAULT_BODY_TIMEOUT`]) and a request timeout.
+/// `/auth/refresh`, `/auth/logout`, `/auth/logout-all`, `/auth/logout-others`,
+/// `/auth/sessions`, `/auth/me`, `/health`), the public keys
+/// (`/.well-known/jwks.json`, empty unless the key file has RSA, EC or
+/// Ed25519 keys), the OpenAPI description of all of them (`/openapi.json`)
+/// and the Prometheus metrics (`/metrics`), with request tracing, a body
+/// size limit, a body deadline ([`DEFAULT_BODY_TIMEOUT`]) and a request timeout.
 ///
 /// Tracing records the method, the matched route, the client address, the
 /// status and the latency, never headers, query strings or bodies: those carry tokens and
@@ -74,7 +79,12 @@ pub fn app_with_body_timeout(
     users: Arc<Authenticator>,
     body_timeout: Duration,
 ) -> Router {
+    // Every route the server answers is in the description it serves.
+    let spec = with_metrics_route(with_openapi_route(openapi()));
+    let metrics = metrics_router(security.clone());
     auth_router(AuthState::new(security, users))
+        .merge(openapi_router(&spec))
+        .merge(metrics)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

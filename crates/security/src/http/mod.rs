@@ -39,7 +39,9 @@ pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
 pub use jwks::{JWKS_PATH, jwks_router};
 #[cfg(feature = "metrics")]
 pub use metrics::{METRICS_PATH, metrics_router};
+#[cfg(all(feature = "openapi", feature = "metrics"))]
+pub use openapi::with_metrics_route;
 #[cfg(feature = "openapi")]
-pub use openapi::{OPENAPI_PATH, openapi, openapi_router};
+pub use openapi::{OPENAPI_PATH, openapi, openapi_router, with_openapi_route};
 pub use rejection::AuthRejection;
 pub use routes::{AuthRoute, AuthState, ClientIp, auth_router};

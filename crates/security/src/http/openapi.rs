@@ -139,6 +139,81 @@ pub fn openapi() -> OpenApi {
         .build()
 }
 
+/// Adds `GET /openapi.json` (the description itself) to `spec`: for an
+/// application that serves it with [`openapi_router`] and wants every
+/// route it serves described.
+///
+/// ```
+/// use fastcore_security::http::{OPENAPI_PATH, openapi, with_openapi_route};
+///
+/// let spec = with_openapi_route(openapi());
+/// assert!(spec.paths.get_path_item(OPENAPI_PATH).is_some());
+/// ```
+pub fn with_openapi_route(mut spec: OpenApi) -> OpenApi {
+    let operation = OperationBuilder::new()
+        .tag("service")
+        .operation_id(Some("openapi"))
+        .summary(Some("This description"))
+        .description(Some(
+            "The OpenAPI 3.1 description of this service, as JSON.",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new()
+                .description("The description")
+                .content(
+                    JSON,
+                    ContentBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::Object)
+                                .description(Some("An OpenAPI 3.1 document")),
+                        ))
+                        .build(),
+                ),
+        )
+        .build();
+    spec.paths
+        .add_path_operation(OPENAPI_PATH, vec![HttpMethod::Get], operation);
+    spec
+}
+
+/// Adds `GET /metrics` ([`metrics_router`](super::metrics_router), feature
+/// `metrics`) to `spec`.
+///
+/// ```
+/// use fastcore_security::http::{METRICS_PATH, openapi, with_metrics_route};
+///
+/// let spec = with_metrics_route(openapi());
+/// assert!(spec.paths.get_path_item(METRICS_PATH).is_some());
+/// ```
+#[cfg(feature = "metrics")]
+pub fn with_metrics_route(mut spec: OpenApi) -> OpenApi {
+    let operation = OperationBuilder::new()
+        .tag("service")
+        .operation_id(Some("metrics"))
+        .summary(Some("Prometheus metrics"))
+        .description(Some(
+            "Logins, token validations, refreshes, reuse detections, revocations, store latency \
+             and purges as OpenMetrics text. No label names a user, a token or an address; \
+             still, expose it to your monitoring network only.",
+        ))
+        .response(
+            "200",
+            ResponseBuilder::new().description("The metrics").content(
+                crate::SecurityMetrics::CONTENT_TYPE,
+                ContentBuilder::new().schema(Some(string_schema())).build(),
+            ),
+        )
+        .build();
+    spec.paths.add_path_operation(
+        super::metrics::METRICS_PATH,
+        vec![HttpMethod::Get],
+        operation,
+    );
+    spec
+}
+
 /// A router serving `spec` as JSON at `GET /openapi.json` (see
 /// [`OPENAPI_PATH`]). The document is serialized once, here.
 ///
