@@ -99,6 +99,7 @@
 
 mod config;
 mod error;
+pub mod insecure;
 mod manager;
 mod metrics;
 mod password;

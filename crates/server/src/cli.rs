@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
 use fastcore_security::Algorithm;
 
 use crate::connections::ConnectionLimits;
@@ -28,7 +29,14 @@ use crate::purge::DEFAULT_PURGE_BATCH;
 /// LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_THROTTLE_WINDOW_SECONDS (also
 /// `serve` flags); RUST_LOG sets the log level.
 #[derive(Debug, Parser)]
-#[command(name = "fastcore-security", version, about, long_about)]
+#[command(
+    name = "fastcore-security",
+    version,
+    about,
+    long_about,
+    after_help = TOP_AFTER_HELP,
+    after_long_help = TOP_AFTER_HELP
+)]
 pub struct Cli {
     /// The database holding tokens and users: sqlite://FILE (created if
     /// missing), postgres://USER:PASS@HOST/DB, mysql://... (or mariadb://),
@@ -59,6 +67,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The top-level `--help`'s examples and exit codes (the server README
+/// lists the same codes).
+const TOP_AFTER_HELP: &str = "\
+Examples:
+  fastcore-security serve --demo                 try it out on ./fastcore-security.db
+  JWT_SECRET_KEY=... fastcore-security serve     serve with your own secret
+  fastcore-security users add ada                create a user (password prompted)
+  fastcore-security token inspect -              decode a token pasted on stdin
+  fastcore-security completions bash > /etc/bash_completion.d/fastcore-security
+
+Exit codes:
+  0  success (for `token inspect`: the token was decoded, whether or not it is valid)
+  1  the command failed: one line on standard error says why
+  2  the command line is wrong (unknown command or option, missing argument)";
+
 impl Cli {
     /// How to open the database, beyond its URL.
     pub fn open_options(&self) -> OpenOptions {
@@ -78,22 +101,83 @@ fn parse_redis_prefix(text: &str) -> Result<String, String> {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the auth server (login, refresh, logout, me, health).
+    /// Run the auth server (login, refresh, logout, sessions, me, JWKS,
+    /// health, /openapi.json, /metrics).
+    #[command(after_help = "\
+Examples:
+  fastcore-security serve --demo
+  JWT_SECRET_KEY=$(openssl rand -base64 48) fastcore-security serve --bind 0.0.0.0:8000
+  fastcore-security serve --database-url postgres://auth@db/auth --purge-interval 0
+
+Routes: POST /auth/login, /auth/refresh, /auth/logout, /auth/logout-all,
+/auth/logout-others; GET /auth/sessions, DELETE /auth/sessions/{id}; GET /auth/me,
+/.well-known/jwks.json, /health, /openapi.json (the OpenAPI 3.1 description),
+/metrics (Prometheus; expose it to your monitoring network only).
+
+Exits 0 after a clean shutdown (Ctrl-C, SIGTERM), 1 if it cannot start.")]
     Serve(ServeArgs),
     /// Create or update the database tables, then exit.
+    #[command(after_help = "\
+Examples:
+  fastcore-security migrate
+  fastcore-security migrate --database-url mysql://root@127.0.0.1/auth
+
+Exits 0 when the schema is current, 1 if the database cannot be reached or migrated.")]
     Migrate,
     /// Manage the built-in users.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  fastcore-security users add ada
+  fastcore-security users list --json
+  fastcore-security users disable ada"
+    )]
     Users(UsersCommand),
     /// Hash a password (argon2id) read from a prompt or standard input.
+    #[command(after_help = "\
+Examples:
+  fastcore-security hash-password
+  printf '%s\\n' \"$PASSWORD\" | fastcore-security hash-password --password-stdin
+
+Follows the PASSWORD_* policy variables. Exits 0 and prints the PHC hash, 1 for a
+refused password.")]
     HashPassword(PasswordArgs),
     /// Inspect and revoke tokens.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  fastcore-security token inspect - --json
+  fastcore-security token revoke --user ada
+  fastcore-security token purge"
+    )]
     Token(TokenCommand),
     /// Manage the signing keys in a key file (JWT_KEYS_FILE): generate,
     /// rotate, retire, list.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Examples:
+  fastcore-security keys generate --alg ES256
+  fastcore-security keys list --json
+  fastcore-security keys retire --kid OLD-KID"
+    )]
     Keys(KeysCommand),
+    /// Print a shell completion script for bash, zsh, fish, elvish or
+    /// PowerShell on standard output.
+    #[command(after_help = "\
+Examples:
+  fastcore-security completions bash > ~/.local/share/bash-completion/completions/fastcore-security
+  fastcore-security completions zsh > \"${fpath[1]}/_fastcore-security\"
+  fastcore-security completions fish > ~/.config/fish/completions/fastcore-security.fish
+
+Exits 0; 2 for an unknown shell.")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
 }
 
 /// Options of `serve`.
@@ -280,6 +364,13 @@ pub struct PasswordArgs {
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
     /// Create a user; the password is prompted for (twice) or read from stdin.
+    #[command(after_help = "\
+Examples:
+  fastcore-security users add ada
+  printf '%s\\n' \"$PASSWORD\" | fastcore-security users add ada --password-stdin
+
+Exits 0 when the user is created; 1 if the name is taken (in any case or Unicode
+form) or the password is refused.")]
     Add {
         /// The login name.
         username: String,
@@ -287,14 +378,34 @@ pub enum UsersCommand {
         #[command(flatten)]
         password: PasswordArgs,
     },
-    /// List the users.
-    List,
+    /// List the users: id, username, active, created (never a password hash).
+    #[command(after_help = "\
+Examples:
+  fastcore-security users list
+  fastcore-security users list --json | jq -r '.[] | select(.is_active) | .username'
+
+With --json: an array of {\"id\", \"username\", \"is_active\", \"created_at\"}.")]
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Stop a user from logging in, and revoke all of their tokens.
+    #[command(after_help = "\
+Example:
+  fastcore-security users disable ada
+
+Exits 1 for an unknown user.")]
     Disable {
         /// The login name.
         username: String,
     },
     /// Let a disabled user log in again.
+    #[command(after_help = "\
+Example:
+  fastcore-security users enable ada
+
+Exits 1 for an unknown user.")]
     Enable {
         /// The login name.
         username: String,
@@ -306,12 +417,31 @@ pub enum UsersCommand {
 pub enum TokenCommand {
     /// Decode a token's header and claims WITHOUT trusting them; with
     /// JWT_SECRET_KEY set, also check the signature and the store record.
+    #[command(after_help = "\
+Examples:
+  pbpaste | fastcore-security token inspect -
+  JWT_SECRET_KEY=... fastcore-security token inspect - --json < token.txt
+
+With --json: {\"verified\": false, \"header\", \"claims\", \"verification\"}, where
+verification is null without a key, else {\"signature_valid\", \"signature_error\",
+\"store_record\", \"accepted\", \"refusal\"}. The token itself is never printed.
+
+Exits 0 once the token is decoded, valid or not; 1 if it is not a JWT.")]
     Inspect {
         /// The token, or `-` to read it from standard input (keeps it out of
         /// shell history).
         token: String,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke one token by its id (jti), or every token of a user.
+    #[command(after_help = "\
+Examples:
+  fastcore-security token revoke 0b6d5f2e-3c1a-4f0e-9d1b-7a2c9e4f8a10
+  fastcore-security token revoke --user ada
+
+Exits 1 for an unknown jti or user, or when given a whole token instead of its id.")]
     #[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "user"])))]
     Revoke {
         /// The token's id (its `jti` claim).
@@ -322,6 +452,10 @@ pub enum TokenCommand {
     },
     /// Delete the records of expired tokens, in batches (a progress bar on
     /// a terminal, plain lines otherwise).
+    #[command(after_help = "\
+Examples:
+  fastcore-security token purge
+  fastcore-security token purge --batch 200     # shorter locks on a busy database")]
     Purge {
         /// Records deleted per statement (smaller batches hold locks for less).
         #[arg(long, default_value_t = DEFAULT_PURGE_BATCH, value_name = "N",
@@ -342,6 +476,11 @@ pub const DEFAULT_KEYS_FILE: &str = "keys.json";
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Generate a new signing key into the key file (created if missing).
+    #[command(after_help = "\
+Examples:
+  fastcore-security keys generate                       # ES256 into ./keys.json
+  fastcore-security keys generate --alg EdDSA --file /etc/auth/keys.json
+  fastcore-security keys generate --verify-only         # publish first, activate later")]
     /// It becomes the active key, and the key that was active only
     /// verifies from now on (rotation): its tokens stay valid until they
     /// expire or it is retired.
@@ -367,6 +506,11 @@ pub enum KeysCommand {
     },
     /// Make a key the active (signing) key; the key that was active only
     /// verifies from now on.
+    #[command(after_help = "\
+Example:
+  fastcore-security keys activate --kid 2026-12-03-k7q2x9
+
+Exits 1 for an unknown or retired kid.")]
     Activate {
         /// The key to activate.
         #[arg(long, value_name = "KID")]
@@ -377,6 +521,11 @@ pub enum KeysCommand {
     },
     /// Retire a key: tokens it signed are refused from the next start. The
     /// active key cannot be retired (generate or activate another first).
+    #[command(after_help = "\
+Example:
+  fastcore-security keys retire --kid 2026-06-01-a1b2c3
+
+Exits 1 for an unknown kid or the active key.")]
     Retire {
         /// The key to retire.
         #[arg(long, value_name = "KID")]
@@ -386,10 +535,19 @@ pub enum KeysCommand {
         file: PathBuf,
     },
     /// List the keys: kid, algorithm, status, creation time (never the keys).
+    #[command(after_help = "\
+Examples:
+  fastcore-security keys list
+  fastcore-security keys list --json | jq -r '.[] | select(.status == \"active\") | .kid'
+
+With --json: an array of {\"kid\", \"alg\", \"status\", \"created_at\", \"kind\"}.")]
     List {
         /// The key file.
         #[arg(long, env = "JWT_KEYS_FILE", default_value = DEFAULT_KEYS_FILE, value_name = "PATH")]
         file: PathBuf,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

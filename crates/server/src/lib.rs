@@ -57,15 +57,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     let source = PasswordSource::choose(password.password_stdin);
                     commands::users::add(&db, &username, source).await
                 }
-                UsersCommand::List => commands::users::list(&db).await,
+                UsersCommand::List { json } => commands::users::list(&db, json).await,
                 UsersCommand::Disable { username } => {
                     commands::users::disable(&db, &username).await
                 }
                 UsersCommand::Enable { username } => commands::users::enable(&db, &username).await,
             }
         }
-        Command::Token(TokenCommand::Inspect { token }) => {
-            commands::token::inspect(url, &options, &token).await
+        Command::Token(TokenCommand::Inspect { token, json }) => {
+            commands::token::inspect(url, &options, &token, json).await
         }
         Command::Token(TokenCommand::Revoke { jti, user }) => {
             let db = Database::open_with(url, &options).await?;
@@ -74,6 +74,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Purge { batch }) => {
             let db = Database::open_with(url, &options).await?;
             commands::token::purge(&db, batch).await
+        }
+        Command::Completions { shell } => {
+            commands::completions::run(shell, &mut std::io::stdout().lock())
         }
         Command::Keys(command) => match command {
             KeysCommand::Generate {
@@ -84,7 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } => commands::keys::generate(&file, alg, kid.as_deref(), verify_only).await,
             KeysCommand::Activate { kid, file } => commands::keys::activate(&file, &kid),
             KeysCommand::Retire { kid, file } => commands::keys::retire(&file, &kid),
-            KeysCommand::List { file } => commands::keys::list(&file),
+            KeysCommand::List { file, json } => commands::keys::list(&file, json),
         },
     }
 }

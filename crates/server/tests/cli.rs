@@ -736,3 +736,207 @@ fn an_unopenable_database_names_the_file_and_the_likely_cause_once() {
     );
     assert!(!missing_dir.exists());
 }
+
+// ------------------------------------------------------------ CLI polish
+
+/// Every command path of the binary, from clap's own description of it.
+fn every_command() -> Vec<Vec<String>> {
+    use clap::CommandFactory as _;
+    fn walk(command: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let mut sub_path = path.clone();
+            sub_path.push(sub.get_name().to_owned());
+            out.push(sub_path.clone());
+            walk(sub, sub_path, out);
+        }
+    }
+    let mut out = vec![vec![]];
+    walk(
+        &fastcore_security_server::cli::Cli::command(),
+        vec![],
+        &mut out,
+    );
+    out
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let temp = TempDb::new();
+    let commands = every_command();
+    assert!(commands.len() > 15, "{commands:?}");
+    for path in commands {
+        for flag in ["--help", "-h"] {
+            let mut command = binary(temp.dir.path());
+            command.args(&path).arg(flag);
+            let out = run(command, None);
+            assert!(out.success(), "{path:?} {flag}: {out:?}");
+            assert!(
+                out.stdout.contains("Example"),
+                "{path:?} {flag} shows no example: {out:?}"
+            );
+        }
+    }
+    // The top level documents the exit codes.
+    let mut command = binary(temp.dir.path());
+    command.arg("--help");
+    let out = run(command, None);
+    for code in ["Exit codes:", "  0  ", "  1  ", "  2  "] {
+        assert!(out.stdout.contains(code), "{code:?}: {out:?}");
+    }
+}
+
+#[test]
+fn exit_codes_are_as_documented() {
+    let temp = TempDb::new();
+    // 2: the command line is wrong.
+    for args in [
+        vec!["no-such-command"],
+        vec!["users", "list", "--no-such-flag"],
+        vec!["token", "revoke"],
+        vec!["completions", "tcsh"],
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.args(&args);
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    // 1: the command failed.
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "disable", "nobody", "--database-url"])
+        .arg(temp.url());
+    assert_eq!(run(command, None).status.code(), Some(1));
+    // 0: it worked.
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["users", "list", "--database-url"])
+        .arg(temp.url());
+    assert_eq!(run(command, None).status.code(), Some(0));
+}
+
+#[test]
+fn completions_are_generated_for_every_shell() {
+    let temp = TempDb::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let mut command = binary(temp.dir.path());
+        command.args(["completions", shell]);
+        let out = run(command, None);
+        assert!(out.success(), "{shell}: {out:?}");
+        for word in ["fastcore-security", "inspect", "hash-password", "json"] {
+            assert!(out.stdout.contains(word), "{shell} lacks {word}");
+        }
+        assert!(out.stderr.is_empty(), "{shell}: {out:?}");
+    }
+    // It needs no database: nothing was created.
+    assert!(!temp.dir.path().join("fastcore-security.db").exists());
+}
+
+#[test]
+fn users_list_json() {
+    let temp = TempDb::new();
+    let list = |temp: &TempDb| {
+        let mut command = binary(temp.dir.path());
+        command
+            .args(["users", "list", "--json", "--database-url"])
+            .arg(temp.url());
+        let out = run(command, None);
+        assert!(out.success(), "{out:?}");
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+    };
+    assert_eq!(list(&temp), serde_json::json!([]));
+    assert!(add_user(&temp, "ada", PASSWORD).success());
+    let users = list(&temp);
+    let users = users.as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["username"], "ada");
+    assert_eq!(users[0]["is_active"], true);
+    assert!(users[0]["id"].is_string() && users[0]["created_at"].is_string());
+    let text = serde_json::to_string(&users).unwrap();
+    assert!(
+        !text.contains("argon2") && !text.contains("password"),
+        "{text}"
+    );
+}
+
+#[test]
+fn keys_list_json() {
+    let temp = TempDb::new();
+    let file = temp.dir.path().join("keys.json");
+    for kid in ["k1", "k2"] {
+        let mut command = binary(temp.dir.path());
+        command
+            .args(["keys", "generate", "--alg", "EdDSA", "--kid", kid, "--file"])
+            .arg(&file);
+        let out = run(command, None);
+        assert!(out.success(), "{out:?}");
+    }
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["keys", "list", "--json", "--file"])
+        .arg(&file);
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    let keys: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        keys,
+        serde_json::json!([
+            {"kid": "k1", "alg": "EdDSA", "status": "verify", "created_at": keys[0]["created_at"], "kind": "private key"},
+            {"kid": "k2", "alg": "EdDSA", "status": "active", "created_at": keys[1]["created_at"], "kind": "private key"},
+        ]),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("PRIVATE KEY"));
+}
+
+#[tokio::test]
+async fn token_inspect_json() {
+    let temp = TempDb::new();
+    let (security, access, _) = mint(&temp).await;
+    let claims = security.decode_token(&access).unwrap();
+    let inspect_json = |secret: Option<&str>| {
+        let mut command = binary(temp.dir.path());
+        command
+            .args(["token", "inspect", "-", "--json", "--database-url"])
+            .arg(temp.url());
+        if let Some(secret) = secret {
+            command.env("JWT_SECRET_KEY", secret);
+        }
+        let out = run(command, Some(&format!("{access}\n")));
+        assert!(out.success(), "{out:?}");
+        assert!(!out.stdout.contains(&access), "the token is echoed");
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
+    };
+
+    let without_key = inspect_json(None);
+    assert_eq!(without_key["verified"], false);
+    assert_eq!(without_key["header"]["alg"], "HS256");
+    assert_eq!(without_key["claims"]["jti"], claims.jti.as_str());
+    assert_eq!(without_key["verification"], serde_json::Value::Null);
+
+    let with_key = inspect_json(Some(SECRET));
+    let verification = &with_key["verification"];
+    assert_eq!(verification["signature_valid"], true, "{with_key}");
+    assert_eq!(verification["accepted"], true);
+    assert_eq!(verification["refusal"], serde_json::Value::Null);
+    assert_eq!(verification["store_record"]["state"], "live");
+    assert_eq!(verification["store_record"]["user_id"], "user-1");
+    assert_eq!(verification["store_record"]["token_type"], "access");
+
+    security.revoke_token(&access).await.unwrap();
+    let revoked = inspect_json(Some(SECRET));
+    assert_eq!(revoked["verification"]["accepted"], false);
+    assert_eq!(revoked["verification"]["store_record"]["state"], "revoked");
+    assert!(revoked["verification"]["refusal"].is_string());
+
+    // Garbage is still exit code 1, with nothing on stdout.
+    let mut command = binary(temp.dir.path());
+    command.args(["token", "inspect", "-", "--json"]);
+    let out = run(command, Some("garbage\n"));
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+}

@@ -160,10 +160,28 @@ pub fn retire(path: &Path, kid: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `keys list`: one line per key, never the key itself.
-pub fn list(path: &Path) -> anyhow::Result<()> {
+/// `keys list`: one line per key, never the key itself; with `json`, a
+/// JSON array of `{kid, alg, status, created_at, kind}`.
+pub fn list(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = load_existing(path)?;
     warn_if_readable_by_others(path);
+    if json {
+        let keys: Vec<serde_json::Value> = file
+            .keys
+            .iter()
+            .map(|key| {
+                serde_json::json!({
+                    "kid": key.kid,
+                    "alg": format!("{:?}", key.alg),
+                    "status": key.status.as_str(),
+                    "created_at": key.created_at,
+                    "kind": key_kind(&key.material),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&keys)?);
+        return Ok(());
+    }
     if file.keys.is_empty() {
         println!("{} has no keys", path.display());
         return Ok(());
@@ -180,12 +198,7 @@ pub fn list(path: &Path) -> anyhow::Result<()> {
         "KID", "ALG", "STATUS", "CREATED"
     );
     for key in &file.keys {
-        let kind = match key.material {
-            KeyMaterial::PrivateKeyPem(_) => "private key",
-            KeyMaterial::PublicKeyPem(_) | KeyMaterial::PublicJwk(_) => "public key",
-            KeyMaterial::SecretBase64(_) => "shared secret",
-            _ => "other",
-        };
+        let kind = key_kind(&key.material);
         println!(
             "{:<width$}  {:<6}  {:<7}  {:<20}  {kind}",
             key.kid,
@@ -195,6 +208,16 @@ pub fn list(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What kind of key material an entry holds (never the material).
+fn key_kind(material: &KeyMaterial) -> &'static str {
+    match material {
+        KeyMaterial::PrivateKeyPem(_) => "private key",
+        KeyMaterial::PublicKeyPem(_) | KeyMaterial::PublicJwk(_) => "public key",
+        KeyMaterial::SecretBase64(_) => "shared secret",
+        _ => "other",
+    }
 }
 
 fn no_such_key(path: &Path, kid: &str) -> anyhow::Error {

@@ -8,10 +8,7 @@
 use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fastcore_security::{SecurityConfig, TokenRecord};
+use fastcore_security::{Error, InvalidTokenReason, SecurityConfig, TokenRecord, insecure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
@@ -21,37 +18,24 @@ use crate::database::{Database, OpenOptions};
 use crate::password_input::read_line;
 use crate::purge::{purge_expired, purge_login_throttle};
 
-/// Longest token `inspect` looks at; real ones are well under 8 KiB.
-const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// A token's header and claims, decoded without any check (the library's
+/// [`fastcore_security::insecure`]).
+pub use fastcore_security::insecure::UnverifiedToken as Unverified;
 
-/// A token's header and claims, decoded without any check.
-#[derive(Debug)]
-pub struct Unverified {
-    /// The JOSE header.
-    pub header: Value,
-    /// The claims.
-    pub claims: Value,
-}
-
-/// Base64url-decodes the header and claims of a compact JWS. Checks nothing:
-/// not the signature, not the expiry. The result is for display only.
+/// Decodes the header and claims of a compact JWS with
+/// [`insecure::decode_unverified`]: checks nothing, for display only. The
+/// error says what an operator pasted wrong.
 pub fn decode_unverified(token: &str) -> anyhow::Result<Unverified> {
-    if token.len() > MAX_TOKEN_BYTES {
-        anyhow::bail!("this is not a JWT: it is longer than {MAX_TOKEN_BYTES} bytes");
-    }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [header, claims, _signature] = parts[..] else {
-        anyhow::bail!("this is not a JWT: expected three parts separated by dots");
-    };
-    Ok(Unverified {
-        header: decode_segment(header).context("the JWT header is not base64url-encoded JSON")?,
-        claims: decode_segment(claims).context("the JWT claims are not base64url-encoded JSON")?,
+    insecure::decode_unverified(token).map_err(|err| match err {
+        Error::InvalidToken(InvalidTokenReason::TooLarge) => anyhow::anyhow!(
+            "this is not a JWT: it is longer than {} bytes",
+            insecure::MAX_UNVERIFIED_TOKEN_BYTES
+        ),
+        _ => anyhow::anyhow!(
+            "this is not a JWT: expected three parts separated by dots, the first two \
+             base64url-encoded JSON"
+        ),
     })
-}
-
-fn decode_segment(segment: &str) -> anyhow::Result<Value> {
-    let bytes = URL_SAFE_NO_PAD.decode(segment.trim_end_matches('='))?;
-    Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// Reads the token argument: itself, or one line of standard input for `-`.
@@ -78,18 +62,42 @@ fn token_from_argument(argument: &str) -> anyhow::Result<String> {
     Ok(token.to_owned())
 }
 
+/// What `inspect` found out about a token with a key at hand.
+struct Verification {
+    /// Where the keys came from, for the text output.
+    keys: String,
+    /// `None` when the signature and claims verify (expiry not checked).
+    signature_error: Option<String>,
+    /// The `jti`'s record, if the token has a `jti` and the store has it.
+    record: Option<TokenRecord>,
+    /// Whether the token has a `jti` claim at all.
+    has_jti: bool,
+    /// `None` when the server would accept the token now.
+    refusal: Option<String>,
+}
+
 /// Prints a token's header and claims under an UNVERIFIED banner. When
 /// `JWT_SECRET_KEY` or `JWT_KEYS_FILE` is set, also says whether the signature and claims
 /// verify, what the store knows of the `jti`, and whether the server would
-/// accept the token now.
+/// accept the token now. With `json`, prints the same as one JSON object
+/// (see `token inspect --help`). The token itself is never printed.
 pub async fn inspect(
     database_url: &str,
     options: &OpenOptions,
     argument: &str,
+    json: bool,
 ) -> anyhow::Result<()> {
     let token = token_from_argument(argument)?;
     let decoded = decode_unverified(&token)?;
     let now = clock::now();
+    let verification = verify(database_url, options, &token, &decoded).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&inspection_json(&decoded, verification.as_ref(), now))?
+        );
+        return Ok(());
+    }
 
     println!("UNVERIFIED: decoded without checking the signature or the expiry.");
     println!("Anyone can write these values; do not trust them.");
@@ -113,40 +121,104 @@ pub async fn inspect(
     }
     println!();
 
-    let builder = SecurityConfig::builder_from_env()?;
-    if !builder.has_secret() && !builder.has_keys() {
+    let Some(verification) = verification else {
         println!(
             "Set JWT_SECRET_KEY (or JWT_KEYS_FILE) to check the signature and the token's \
              record in the store."
         );
         return Ok(());
+    };
+    println!("{}", verification.keys);
+    match &verification.signature_error {
+        None => println!("  signature and claims: valid (expiry not checked here)"),
+        Some(err) => println!("  signature and claims: NOT valid: {err}"),
+    }
+    match (&verification.record, verification.has_jti) {
+        (Some(record), _) => println!("  store record: {}", describe(record, now)),
+        (None, true) => {
+            println!("  store record: none (this service never issued it, or it was purged)")
+        }
+        (None, false) => println!("  store record: the token has no jti claim"),
+    }
+    match &verification.refusal {
+        None => println!("  accepted now: yes"),
+        Some(err) => println!("  accepted now: no ({err})"),
+    }
+    Ok(())
+}
+
+/// With a key configured, checks the token as the server would; `None`
+/// without one.
+async fn verify(
+    database_url: &str,
+    options: &OpenOptions,
+    token: &str,
+    decoded: &Unverified,
+) -> anyhow::Result<Option<Verification>> {
+    let builder = SecurityConfig::builder_from_env()?;
+    if !builder.has_secret() && !builder.has_keys() {
+        return Ok(None);
     }
     let config = builder.database_url(database_url).build()?;
     let db = Database::open_with(database_url, options).await?;
     let security = db.security(config)?;
+    let keys = match security.config().keys_file() {
+        Some(file) => format!("verification (with the keys of {}):", file.display()),
+        None => "verification (with JWT_SECRET_KEY):".to_owned(),
+    };
+    let signature_error = security.decode_token(token).err().map(|e| e.to_string());
+    let jti = decoded.claims.get("jti").and_then(Value::as_str);
+    let record = match jti {
+        Some(jti) => db.token_store().get(jti).await?,
+        None => None,
+    };
+    let refusal = security
+        .validate_token(token, None)
+        .await
+        .err()
+        .map(|e| e.to_string());
+    Ok(Some(Verification {
+        keys,
+        signature_error,
+        record,
+        has_jti: jti.is_some(),
+        refusal,
+    }))
+}
 
-    match security.config().keys_file() {
-        Some(file) => println!("verification (with the keys of {}):", file.display()),
-        None => println!("verification (with JWT_SECRET_KEY):"),
-    }
-    match security.decode_token(&token) {
-        Ok(_) => println!("  signature and claims: valid (expiry not checked here)"),
-        Err(err) => println!("  signature and claims: NOT valid: {err}"),
-    }
-    match decoded.claims.get("jti").and_then(Value::as_str) {
-        Some(jti) => match db.token_store().get(jti).await? {
-            Some(record) => println!("  store record: {}", describe(&record, now)),
-            None => {
-                println!("  store record: none (this service never issued it, or it was purged)")
-            }
-        },
-        None => println!("  store record: the token has no jti claim"),
-    }
-    match security.validate_token(&token, None).await {
-        Ok(_) => println!("  accepted now: yes"),
-        Err(err) => println!("  accepted now: no ({err})"),
-    }
-    Ok(())
+/// `inspect --json`'s object.
+fn inspection_json(decoded: &Unverified, verification: Option<&Verification>, now: i64) -> Value {
+    let verification = verification.map(|v| {
+        serde_json::json!({
+            "signature_valid": v.signature_error.is_none(),
+            "signature_error": v.signature_error,
+            "store_record": v.record.as_ref().map(|r| record_json(r, now)),
+            "accepted": v.refusal.is_none(),
+            "refusal": v.refusal,
+        })
+    });
+    serde_json::json!({
+        "verified": false,
+        "header": decoded.header,
+        "claims": decoded.claims,
+        "verification": verification,
+    })
+}
+
+fn record_json(record: &TokenRecord, now: i64) -> Value {
+    let state = match record.revoked_at {
+        Some(_) => "revoked",
+        None if record.expires_at <= now => "expired",
+        None => "live",
+    };
+    serde_json::json!({
+        "token_type": record.token_type.to_string(),
+        "user_id": record.user_id,
+        "issued_at": record.issued_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+        "state": state,
+    })
 }
 
 fn describe(record: &TokenRecord, now: i64) -> String {

@@ -29,8 +29,15 @@ pub async fn add(db: &Database, username: &str, source: PasswordSource) -> anyho
 }
 
 /// Prints the users as a table: id, username, active, created.
-pub async fn list(db: &Database) -> anyhow::Result<()> {
+/// With `json`, prints a JSON array of `{id, username, is_active,
+/// created_at}` instead (empty when there are no users).
+pub async fn list(db: &Database, json: bool) -> anyhow::Result<()> {
     let users = db.users().list().await?;
+    if json {
+        // `User` serializes without its password hash.
+        println!("{}", serde_json::to_string_pretty(&users)?);
+        return Ok(());
+    }
     if users.is_empty() {
         println!("no users yet; add one with `fastcore-security users add <USERNAME>`");
         return Ok(());
