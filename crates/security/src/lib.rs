@@ -11,52 +11,146 @@
 //!
 //! # From zero to a protected route
 //!
-//! ```no_run
-//! use std::sync::Arc;
-//! use axum::{Router, routing::get};
+//! Four steps: configure, describe your users, add the routes, serve. The
+//! example runs as it is (a doctest): it logs in over HTTP and calls the
+//! protected route with the token it got, in-process.
+//!
+//! 1. **Configure** with [`SecurityConfig`]: [`SecurityConfig::from_env`]
+//!    reads the seed's variables (`JWT_SECRET_KEY`, `DATABASE_URL`...), or
+//!    build one in code. [`setup_security`] connects the [`TokenStore`]
+//!    named by the database URL and runs its migrations; here it is an
+//!    in-memory SQLite database.
+//! 2. **Describe your users**: implement [`UserDirectory`] on your own user
+//!    table (find by name, by id, give the stored hash) and wrap it in a
+//!    [`PasswordAuthenticator`], which checks passwords the careful way;
+//!    or implement [`UserAuthentication`] yourself.
+//! 3. **Add the routes**: [`auth_router`] serves login, refresh, logout,
+//!    sessions, `/auth/me`, the JWKS and health; a handler that takes
+//!    [`CurrentUser`] (or just [`TokenData`]) is protected: without a valid
+//!    access token it answers 401 with an RFC 6750 challenge.
+//! 4. **Serve** it with `axum::serve`, with connect info so that session
+//!    lists and the login throttle see each client's address.
+//!
+//! ```
+//! use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+//!
+//! use axum::{Router, body::Body, http::{Request, StatusCode, header}, routing::get};
 //! use fastcore_security::{
-//!     AuthState, CurrentUser, Credentials, Result, SecurityConfig, UserAuthentication,
-//!     auth_router, setup_security,
+//!     AuthState, CurrentUser, PasswordAuthenticator, Result, SecurityConfig, UserDirectory,
+//!     auth_router, get_password_hash, setup_security,
 //! };
+//! use http_body_util::BodyExt as _;
+//! use tower::ServiceExt as _;
 //!
+//! // Your user type; `Serialize` decides what `GET /auth/me` shows.
 //! #[derive(Clone, serde::Serialize)]
-//! struct User { id: u64, name: String }
-//!
-//! struct Users;
-//!
-//! #[async_trait::async_trait]
-//! impl UserAuthentication for Users {
-//!     type User = User;
-//!     async fn authenticate(&self, c: &Credentials) -> Result<Option<User>> {
-//!         // Look the user up and check the password with
-//!         // fastcore_security::verify_password (or use PasswordAuthenticator).
-//!         Ok(None)
-//!     }
-//!     async fn get_user_by_id(&self, id: &str) -> Result<Option<User>> {
-//!         Ok(id.parse().ok().map(|id| User { id, name: "ada".into() }))
-//!     }
-//!     fn get_user_id(&self, user: &User) -> String { user.id.to_string() }
+//! struct User {
+//!     id: u64,
+//!     name: String,
+//!     #[serde(skip)]
+//!     password_hash: String,
 //! }
 //!
-//! async fn hello(user: CurrentUser<Users>) -> String {
+//! // Your user table (a map here; a real app queries its database).
+//! struct Users(HashMap<u64, User>);
+//!
+//! #[async_trait::async_trait]
+//! impl UserDirectory for Users {
+//!     type User = User;
+//!     async fn find_by_username(&self, name: &str) -> Result<Option<User>> {
+//!         Ok(self.0.values().find(|u| u.name == name).cloned())
+//!     }
+//!     async fn find_by_id(&self, id: &str) -> Result<Option<User>> {
+//!         // The token's `sub` is a string; integer ids travel as text.
+//!         Ok(id.parse().ok().and_then(|id| self.0.get(&id)).cloned())
+//!     }
+//!     fn user_id(&self, user: &User) -> String { user.id.to_string() }
+//!     fn password_hash(&self, user: &User) -> String { user.password_hash.clone() }
+//! }
+//!
+//! type Auth = PasswordAuthenticator<Users>;
+//!
+//! // A protected route: it runs only for a valid, unrevoked access token.
+//! async fn hello(user: CurrentUser<Auth>) -> String {
 //!     format!("hello {}", user.user.name)
 //! }
 //!
-//! #[tokio::main]
-//! async fn main() -> Result<()> {
-//!     let security = setup_security(SecurityConfig::from_env()?).await?;
-//!     let state = AuthState::new(security, Arc::new(Users));
-//!     let app = Router::new()
+//! async fn app() -> Result<Router> {
+//!     // 1. Configure (in production: SecurityConfig::from_env()?).
+//!     let config = SecurityConfig::builder()
+//!         .secret("an-example-secret-that-is-at-least-32-bytes")
+//!         .database_url("sqlite::memory:")
+//!         .build()?;
+//!     let security = setup_security(config).await?;
+//!     // 2. Users.
+//!     let ada = User { id: 1, name: "ada".into(), password_hash: get_password_hash("correct-horse").await? };
+//!     let users = Users(HashMap::from([(1, ada)]));
+//!     let auth = Arc::new(PasswordAuthenticator::new(users, security.passwords().clone()));
+//!     // 3. Routes: yours, with the state, next to the auth routes.
+//!     let state = AuthState::new(security, auth);
+//!     Ok(Router::new()
 //!         .route("/hello", get(hello))
 //!         .with_state(state.clone())
-//!         .merge(auth_router(state));
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
-//!     // With connect info, session lists show each login's address.
-//!     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-//!     axum::serve(listener, app).await.unwrap();
-//!     Ok(())
+//!         .merge(auth_router(state)))
 //! }
+//!
+//! // 4. Serve (what `main` does in a real program).
+//! async fn serve(app: Router) -> std::io::Result<()> {
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//!     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<()> {
+//! let app = app().await?;
+//! # let _ = serve; // shown, not run: a doctest must not listen on a port
+//!
+//! // Without a token: 401 and a `WWW-Authenticate: Bearer` challenge.
+//! let res = app.clone().oneshot(Request::get("/hello").body(Body::empty()).unwrap()).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//!
+//! // Log in (the OAuth2 password form), then call the route with the token.
+//! let login = Request::post("/auth/login")
+//!     .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+//!     .body(Body::from("username=ada&password=correct-horse"))
+//!     .unwrap();
+//! let res = app.clone().oneshot(login).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! let body = res.into_body().collect().await.unwrap().to_bytes();
+//! let tokens: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! let access = tokens["access_token"].as_str().unwrap();
+//!
+//! let hello = Request::get("/hello")
+//!     .header(header::AUTHORIZATION, format!("Bearer {access}"))
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let res = app.oneshot(hello).await.unwrap();
+//! assert_eq!(res.status(), StatusCode::OK);
+//! let body = res.into_body().collect().await.unwrap().to_bytes();
+//! assert_eq!(&body[..], b"hello ada");
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! `crates/security/examples/minimal.rs` is the same app as a program
+//! (`cargo run -p fastcore-security --example minimal`).
+//!
+//! # Where things are
+//!
+//! | concept | items |
+//! |---|---|
+//! | configuration | [`SecurityConfig`], [`SecurityConfigBuilder`], [`setup_security`] |
+//! | tokens | [`Security`] (create, validate, refresh, revoke, sessions), [`Claims`], [`TokenType`], [`TokenPair`], [`JwtCodec`] |
+//! | keys | [`KeySet`], [`SigningKey`], [`KeyFile`], [`Security::jwks`] |
+//! | stores | [`TokenStore`] and its backends, [`connect_store`], [`TokenRecord`] |
+//! | passwords | [`PasswordHasher`], [`PasswordPolicy`], [`get_password_hash`], [`verify_password`] |
+//! | users | [`UserAuthentication`], [`UserDirectory`], [`PasswordAuthenticator`], [`Credentials`] |
+//! | login throttling | [`LoginThrottle`], [`Security::begin_login`] |
+//! | HTTP (feature `axum`) | [`auth_router`], [`TokenData`], [`CurrentUser`], [`RefreshTokenData`], [`AuthRejection`], [`http`] |
+//! | OpenAPI (feature `openapi`) | `openapi()`, `http::openapi_router` |
+//! | metrics (feature `metrics`) | `SecurityMetrics`, `Security::metrics`, `http::metrics_router` |
+//! | errors | [`Error`], [`InvalidTokenReason`], [`StoreError`] |
+//! | reading a token without verifying it | [`insecure`] |
 //!
 //! # Token lifecycle
 //!

@@ -5,6 +5,7 @@
 //! [`run`]. Everything else lives here so the integration tests can build
 //! the very same router ([`serve::app`]) and database ([`database::Database`])
 //! in-process.
+#![deny(missing_docs)]
 
 pub mod cli;
 pub mod clock;
