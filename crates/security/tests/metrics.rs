@@ -320,3 +320,61 @@ async fn two_handles_count_apart() {
     assert!(!before.contains(r#"operation="insert""#), "{before}");
     assert!(one.metrics().encode().contains(r#"operation="insert""#));
 }
+
+#[tokio::test]
+async fn a_store_outage_is_counted_as_errors_not_as_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fastcore_security::SqliteTokenStore::connect(&sqlite_url(&dir))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let security = Security::new(config(), std::sync::Arc::new(store.clone())).unwrap();
+    let pair = security.create_token_pair(USER_ID, None).await.unwrap();
+    let app = app(&security);
+    store.pool().close().await;
+
+    let res = send(&app, get("/auth/me", Some(&pair.access_token))).await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    let res = login(&app, PASSWORD).await;
+    assert_eq!(
+        res.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        res.text()
+    );
+
+    let (samples, text) = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &samples,
+            r#"fastcore_security_token_validations_total{mode="strict",token_type="access",outcome="store_unavailable"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            r#"fastcore_security_logins_total{outcome="error"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            r#"fastcore_security_logins_total{outcome="bad_credentials"}"#
+        ),
+        0.0,
+        "{text}"
+    );
+    assert!(
+        sample(
+            &samples,
+            r#"fastcore_security_store_errors_total{operation="get"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    // The error's text (SQL, the driver's message) is in no label.
+    assert!(!text.contains("pool") && !text.contains("SELECT"), "{text}");
+}
