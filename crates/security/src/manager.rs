@@ -37,7 +37,7 @@ pub async fn setup_security(config: SecurityConfig) -> Result<Security> {
 pub struct SecurityStatus {
     /// `"ok"` when initialised and the store answers, `"unavailable"` otherwise.
     pub status: &'static str,
-    /// A [`Security`] handle exists.
+    /// A `Security` handle exists.
     pub initialized: bool,
     /// The store backend (`sqlite`, `memory`...), if initialised.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -82,6 +82,9 @@ async fn the_served_spec_is_valid_openapi_3_and_lists_every_route() {
     assert_eq!(parsed.info.title, "fastcore-security");
     assert!(!parsed.info.version.is_empty());
 
+    // Descriptions come from doc comments: no rustdoc link syntax leaks in.
+    assert!(!text.contains("[`"), "rustdoc link syntax in the description");
+
     // Required fields, read from the raw JSON too.
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     assert!(spec["info"]["title"].is_string());
