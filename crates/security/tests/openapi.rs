@@ -83,7 +83,10 @@ async fn the_served_spec_is_valid_openapi_3_and_lists_every_route() {
     assert!(!parsed.info.version.is_empty());
 
     // Descriptions come from doc comments: no rustdoc link syntax leaks in.
-    assert!(!text.contains("[`"), "rustdoc link syntax in the description");
+    assert!(
+        !text.contains("[`"),
+        "rustdoc link syntax in the description"
+    );
 
     // Required fields, read from the raw JSON too.
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
