@@ -15,9 +15,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
-use fastcore_security::http::{
-    metrics_router, openapi, openapi_router, with_metrics_route, with_openapi_route,
-};
+use fastcore_security::http::{metrics_router, openapi_router};
 use fastcore_security::{
     AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
 };
@@ -80,7 +78,7 @@ pub fn app_with_body_timeout(
     body_timeout: Duration,
 ) -> Router {
     // Every route the server answers is in the description it serves.
-    let spec = with_metrics_route(with_openapi_route(openapi()));
+    let spec = crate::openapi::spec();
     let metrics = metrics_router(security.clone());
     auth_router(AuthState::new(security, users))
         .merge(openapi_router(&spec))

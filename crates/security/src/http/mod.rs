@@ -42,6 +42,6 @@ pub use metrics::{METRICS_PATH, metrics_router};
 #[cfg(all(feature = "openapi", feature = "metrics"))]
 pub use openapi::with_metrics_route;
 #[cfg(feature = "openapi")]
-pub use openapi::{OPENAPI_PATH, openapi, openapi_router, with_openapi_route};
+pub use openapi::{OPENAPI_PATH, openapi, openapi_router, problem_response, with_openapi_route};
 pub use rejection::AuthRejection;
 pub use routes::{AuthRoute, AuthState, ClientIp, auth_router};

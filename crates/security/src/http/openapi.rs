@@ -359,6 +359,24 @@ fn problem(description: &str, codes: &[&str], headers: &[ErrorHeader]) -> Respon
     response.build()
 }
 
+/// An error response in this description's style, for documenting an
+/// application's own routes or the answers of its layers:
+/// `application/problem+json`, the `Problem` schema, its `code` one of
+/// `codes`.
+///
+/// ```
+/// use fastcore_security::http::problem_response;
+///
+/// let response = problem_response("The request took too long", &["request_timeout"]);
+/// let json = serde_json::to_value(&response).unwrap();
+/// let schema = &json["content"]["application/problem+json"]["schema"];
+/// assert_eq!(schema["allOf"][0]["$ref"], "#/components/schemas/Problem");
+/// assert_eq!(schema["allOf"][1]["properties"]["code"]["enum"][0], "request_timeout");
+/// ```
+pub fn problem_response(description: &str, codes: &[&str]) -> Response {
+    problem(description, codes, &[])
+}
+
 fn bad_request(what: &str) -> Response {
     problem(what, &["invalid_request"], &[])
 }
