@@ -108,7 +108,7 @@ mod users;
 #[cfg(feature = "axum")]
 pub mod http;
 
-pub use config::{Environment, SecurityConfig, SecurityConfigBuilder, redact_url};
+pub use config::{Environment, SecurityConfig, SecurityConfigBuilder, ValidationMode, redact_url};
 pub use error::{Error, InvalidTokenReason, Result, StoreError};
 pub use manager::{SecurityStatus, get_security_status, setup_security};
 pub use password::{
@@ -116,6 +116,7 @@ pub use password::{
 };
 pub use throttle::{LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, ThrottleWindow};
 pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
+pub use tokens::feed::{Revocation, RevocationBatch, RevocationFeed};
 pub use tokens::jwt::JwtCodec;
 pub use tokens::key_file::{KeyFile, KeyFileEntry, KeyMaterial, KeyStatus};
 pub use tokens::keys::{KeySet, MAX_KID_BYTES, SigningKey};
