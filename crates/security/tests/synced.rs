@@ -64,7 +64,6 @@ mod backends {
     }
 
     #[cfg(feature = "postgres")]
-    #[allow(dead_code)] // TEMP: until its store has a feed
     pub(super) async fn postgres() -> Option<Pair> {
         let db = crate::common::databases::postgres().await?;
         Some(Pair {
@@ -456,6 +455,8 @@ macro_rules! synced {
 
 synced!(memory => backends::memory());
 synced!(sqlite => backends::sqlite());
+#[cfg(feature = "postgres")]
+synced!(postgres => backends::postgres());
 
 /// Synced mode refuses a store without a feed, and needs a runtime.
 #[test]
