@@ -19,6 +19,10 @@
 //! | `LOGIN_THROTTLE_WINDOW_SECONDS` | the throttle window, from the first counted attempt (1 to 86400) | 900 |
 //! | `JWT_VALIDATION_MODE` | `strict` (a store read per request) or `synced` (an in-memory revocation view kept current by the store's change feed; see [`ValidationMode`]) | `strict` |
 //! | `JWT_SYNC_INTERVAL_MS` | synced mode: how often the change feed is polled (or, with PostgreSQL and Redis, checked besides its signals), 10 to 60000 | 250 |
+//! | `PASSWORD_ARGON2_MEMORY_KIB` | argon2id memory of new password hashes, in KiB (19456 to 262144) | 19456 |
+//! | `PASSWORD_ARGON2_ITERATIONS` | argon2id passes (2 to 16) | 2 |
+//! | `PASSWORD_ARGON2_PARALLELISM` | argon2id lanes (1 to 16) | 1 |
+//! | `PASSWORD_MAX_BYTES` | longest password accepted, in bytes, as sent and in NFKC form (64 to 65536) | 1024 |
 //! | `FASTCORE_ENV` / `APP_ENV` / `ENVIRONMENT` | `production` forbids generated secrets | development |
 
 use std::path::{Path, PathBuf};
@@ -29,6 +33,7 @@ use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, Result};
+use crate::password::PasswordPolicy;
 use crate::tokens::keys::{KeySet, min_hmac_bytes};
 
 /// Where the process runs. Only `Production` changes behaviour: it forbids
@@ -144,6 +149,7 @@ pub struct SecurityConfig {
     pub(crate) login_throttle_window: Duration,
     pub(crate) validation_mode: ValidationMode,
     pub(crate) sync_interval: Duration,
+    pub(crate) password_policy: PasswordPolicy,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -178,6 +184,7 @@ impl std::fmt::Debug for SecurityConfig {
             .field("login_throttle_window", &self.login_throttle_window)
             .field("validation_mode", &self.validation_mode)
             .field("sync_interval", &self.sync_interval)
+            .field("password_policy", &self.password_policy)
             .finish()
     }
 }
@@ -296,6 +303,7 @@ impl SecurityConfig {
                 })?;
             b = b.sync_interval(Duration::from_millis(ms));
         }
+        b = b.password_policy(PasswordPolicy::from_lookup(&lookup)?);
         Ok(b)
     }
 
@@ -353,6 +361,11 @@ impl SecurityConfig {
     /// Tokens longer than this are refused before any parsing.
     pub fn max_token_bytes(&self) -> usize {
         self.max_token_bytes
+    }
+    /// How new password hashes are made and how long a password may be;
+    /// [`Security::new`](crate::Security::new) hashes with it.
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.password_policy
     }
     /// How long after a refresh token was rotated a second presentation of
     /// it (two tabs refreshing at once) still gets the same session's new
@@ -443,6 +456,7 @@ pub struct SecurityConfigBuilder {
     login_throttle_window: Option<Duration>,
     validation_mode: ValidationMode,
     sync_interval: Option<Duration>,
+    password_policy: Option<PasswordPolicy>,
 }
 
 impl std::fmt::Debug for SecurityConfigBuilder {
@@ -547,6 +561,14 @@ impl SecurityConfigBuilder {
     /// Refuse tokens longer than this many bytes before parsing (default 8 KiB).
     pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_bytes = Some(bytes);
+        self
+    }
+    /// The password policy (default: argon2id at OWASP's floor, m=19456
+    /// KiB, t=2, p=1; passwords up to 1024 bytes). Checked by
+    /// [`build`](Self::build) with [`PasswordPolicy::validate`]: nothing
+    /// below the floor is accepted.
+    pub fn password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = Some(policy);
         self
     }
     /// How long one token store call may take before the request fails
@@ -775,6 +797,8 @@ impl SecurityConfigBuilder {
                 "the sync interval must be from 10 milliseconds to 60 seconds",
             ));
         }
+        let password_policy = self.password_policy.unwrap_or_default();
+        password_policy.validate()?;
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
         if max_token_bytes < 256 {
             return Err(Error::config("max_token_bytes must be at least 256"));
@@ -802,6 +826,7 @@ impl SecurityConfigBuilder {
             login_throttle_window,
             validation_mode: self.validation_mode,
             sync_interval,
+            password_policy,
         })
     }
 }

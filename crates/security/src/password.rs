@@ -77,12 +77,116 @@ impl Default for PasswordPolicy {
 }
 
 impl PasswordPolicy {
+    /// The smallest [`max_password_bytes`](Self::max_password_bytes)
+    /// allowed: NIST SP 800-63B asks that at least 64 characters be accepted.
+    pub const MIN_MAX_PASSWORD_BYTES: usize = 64;
+    /// The largest [`max_password_bytes`](Self::max_password_bytes)
+    /// allowed: longer inputs only cost CPU.
+    pub const MAX_MAX_PASSWORD_BYTES: usize = 64 * 1024;
+
+    /// The policy from the `PASSWORD_*` environment variables (see
+    /// [`from_lookup`](Self::from_lookup)); unset ones keep their defaults.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The policy from any name -> value lookup: `PASSWORD_ARGON2_MEMORY_KIB`,
+    /// `PASSWORD_ARGON2_ITERATIONS`, `PASSWORD_ARGON2_PARALLELISM` and
+    /// `PASSWORD_MAX_BYTES`; unset or empty ones keep their defaults. A value
+    /// that is not a number, or a policy that [`validate`](Self::validate)
+    /// refuses, is an [`Error::Config`] naming the variable.
+    ///
+    /// ```
+    /// use fastcore_security::PasswordPolicy;
+    ///
+    /// let policy = PasswordPolicy::from_lookup(|name| {
+    ///     (name == "PASSWORD_ARGON2_MEMORY_KIB").then(|| "65536".to_owned())
+    /// })?;
+    /// assert_eq!(policy.memory_kib, 65_536);
+    /// assert_eq!(policy.iterations, 2);
+    ///
+    /// let bad = PasswordPolicy::from_lookup(|name| {
+    ///     (name == "PASSWORD_ARGON2_ITERATIONS").then(|| "1".to_owned())
+    /// });
+    /// assert!(bad.unwrap_err().to_string().contains("PASSWORD_ARGON2_ITERATIONS"));
+    /// # Ok::<(), fastcore_security::Error>(())
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let mut policy = Self::default();
+        let mut given = Vec::new();
+        let mut number =
+            |name: &'static str| -> Result<Option<u64>> {
+                let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else {
+                    return Ok(None);
+                };
+                given.push(name);
+                value.trim().parse::<u64>().map(Some).map_err(|_| {
+                    Error::Config(format!("{name} must be a whole number, got {value:?}"))
+                })
+            };
+        // Out-of-range numbers saturate and are then refused by `validate`.
+        let saturate = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        if let Some(v) = number("PASSWORD_ARGON2_MEMORY_KIB")? {
+            policy.memory_kib = saturate(v);
+        }
+        if let Some(v) = number("PASSWORD_ARGON2_ITERATIONS")? {
+            policy.iterations = saturate(v);
+        }
+        if let Some(v) = number("PASSWORD_ARGON2_PARALLELISM")? {
+            policy.parallelism = saturate(v);
+        }
+        if let Some(v) = number("PASSWORD_MAX_BYTES")? {
+            policy.max_password_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        policy.validate().map_err(|e| match given.as_slice() {
+            [] => e,
+            names => Error::Config(format!("{} (from {})", e, names.join(", "))),
+        })?;
+        Ok(policy)
+    }
+
+    /// Checks the policy: argon2id parameters at or above OWASP's floor
+    /// (m=19456 KiB, t=2, p=1) and within what this crate verifies (see
+    /// the module docs), and a password length limit from
+    /// [`MIN_MAX_PASSWORD_BYTES`](Self::MIN_MAX_PASSWORD_BYTES) to
+    /// [`MAX_MAX_PASSWORD_BYTES`](Self::MAX_MAX_PASSWORD_BYTES).
+    ///
+    /// ```
+    /// use fastcore_security::PasswordPolicy;
+    ///
+    /// assert!(PasswordPolicy::default().validate().is_ok());
+    /// let weak = PasswordPolicy { memory_kib: 4096, ..PasswordPolicy::default() };
+    /// assert!(weak.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        self.argon2().map(|_| ())
+    }
+
     fn argon2(&self) -> Result<Argon2<'static>> {
         if self.memory_kib < 19_456 || self.iterations < 2 || self.parallelism < 1 {
             return Err(Error::Config(
                 "the password policy is below OWASP's argon2id floor (m=19456 KiB, t=2, p=1)"
                     .into(),
             ));
+        }
+        if self.memory_kib > MAX_ARGON2_MEMORY_KIB
+            || self.iterations > MAX_ARGON2_ITERATIONS
+            || self.parallelism > MAX_ARGON2_PARALLELISM
+        {
+            return Err(Error::Config(format!(
+                "the password policy is above what this crate verifies \
+                 (m at most {MAX_ARGON2_MEMORY_KIB} KiB, t at most {MAX_ARGON2_ITERATIONS}, \
+                 p at most {MAX_ARGON2_PARALLELISM})"
+            )));
+        }
+        if !(Self::MIN_MAX_PASSWORD_BYTES..=Self::MAX_MAX_PASSWORD_BYTES)
+            .contains(&self.max_password_bytes)
+        {
+            return Err(Error::Config(format!(
+                "the password length limit must be from {} to {} bytes",
+                Self::MIN_MAX_PASSWORD_BYTES,
+                Self::MAX_MAX_PASSWORD_BYTES
+            )));
         }
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
             .map_err(|e| Error::Config(format!("invalid argon2 parameters: {e}")))?;

@@ -391,6 +391,9 @@ mod postgres {
             tables,
             [
                 "_fastcore_security_migrations",
+                "fastcore_login_throttle",
+                "fastcore_revocation_log",
+                "fastcore_revocation_seq",
                 "fastcore_tokens",
                 "fastcore_user_cutoffs"
             ]
@@ -399,7 +402,7 @@ mod postgres {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 2);
+        assert_eq!(applied, 4);
     }
 }
 
@@ -470,6 +473,9 @@ mod mysql {
             tables,
             [
                 "_fastcore_security_migrations",
+                "fastcore_login_throttle",
+                "fastcore_revocation_log",
+                "fastcore_revocation_seq",
                 "fastcore_tokens",
                 "fastcore_user_cutoffs"
             ]
@@ -478,7 +484,7 @@ mod mysql {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 2);
+        assert_eq!(applied, 4);
     }
 
     /// A value longer than its column is refused, never truncated (which a

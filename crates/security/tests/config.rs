@@ -8,11 +8,13 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use fastcore_security::{
-    Algorithm, Environment, Error, InvalidTokenReason, SecurityConfig, TokenType,
+    Algorithm, Environment, Error, InvalidTokenReason, MemoryTokenStore, PasswordPolicy, Security,
+    SecurityConfig, TokenType,
 };
 use serde_json::json;
 
@@ -112,6 +114,13 @@ fn bad_values_name_their_variable() {
         ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "-1"),
         ("JWT_REFRESH_TOKEN_EXPIRE_DAYS", "9999"),
         ("JWT_LEEWAY_SECONDS", "301"),
+        ("PASSWORD_ARGON2_MEMORY_KIB", "4096"),
+        ("PASSWORD_ARGON2_MEMORY_KIB", "19 MiB"),
+        ("PASSWORD_ARGON2_ITERATIONS", "1"),
+        ("PASSWORD_ARGON2_ITERATIONS", "99999999999"),
+        ("PASSWORD_ARGON2_PARALLELISM", "0"),
+        ("PASSWORD_MAX_BYTES", "16"),
+        ("PASSWORD_MAX_BYTES", "10485760"),
     ] {
         let err = SecurityConfig::builder_from_lookup(lookup(&[
             ("JWT_SECRET_KEY", TEST_SECRET),
@@ -303,4 +312,47 @@ async fn a_token_too_large_to_be_accepted_is_never_issued() {
         .validate_token(&pair.access_token, None)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn the_password_policy_comes_from_the_environment_and_hashes_new_passwords() {
+    let config = SecurityConfig::builder_from_lookup(lookup(&[
+        ("JWT_SECRET_KEY", TEST_SECRET),
+        ("PASSWORD_ARGON2_MEMORY_KIB", "32768"),
+        ("PASSWORD_ARGON2_ITERATIONS", "3"),
+        ("PASSWORD_MAX_BYTES", "128"),
+    ]))
+    .unwrap()
+    .build()
+    .unwrap();
+    let policy = *config.password_policy();
+    assert_eq!(
+        (policy.memory_kib, policy.iterations, policy.parallelism),
+        (32_768, 3, 1)
+    );
+    assert_eq!(policy.max_password_bytes, 128);
+
+    let security = Security::new(config, Arc::new(MemoryTokenStore::new())).unwrap();
+    let hash = security.passwords().hash("correct horse").await.unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=32768,t=3,p=1$"),
+        "{hash}"
+    );
+    assert!(matches!(
+        security.passwords().hash(&"x".repeat(129)).await,
+        Err(Error::InvalidInput(_))
+    ));
+
+    // The builder checks a policy given in code the same way.
+    let weak = PasswordPolicy {
+        iterations: 1,
+        ..PasswordPolicy::default()
+    };
+    let msg = config_error(
+        SecurityConfig::builder()
+            .secret(TEST_SECRET)
+            .password_policy(weak)
+            .build(),
+    );
+    assert!(msg.contains("floor"), "{msg}");
 }

@@ -25,8 +25,12 @@ const PASSWORD: &str = "correct horse battery staple";
 const PAIRS: usize = 60;
 /// Logins of each kind before measuring (the dummy hash, caches, threads).
 const WARM_UP: usize = 6;
-/// The ratio of the two kinds' typical durations must be within this.
-const TOLERANCE: (f64, f64) = (0.75, 1.33);
+/// The ratio of the two kinds' typical durations must be within this: a
+/// few percent (a missing dummy hash gives a ratio near 0.01).
+const TOLERANCE: (f64, f64) = (0.92, 1.087);
+/// Measuring rounds: a round that load from other processes skewed is
+/// measured again; a real difference fails every round.
+const ROUNDS: usize = 3;
 
 /// `auth_router` over a directory whose only user, `ada`, has an argon2id
 /// hash at the default policy (argon2-cffi's, from the Python fixtures), so
@@ -43,7 +47,14 @@ fn router() -> Router {
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
     let directory = TestDirectory::default();
     directory.add("1", "ada", &hash);
-    auth_router(auth_state(memory_security(), &directory))
+    // The throttle stays on (its cost is part of every login) with limits
+    // this test never reaches: it is about hashing, not refusals.
+    let config = config_builder()
+        .login_max_failures_per_account(1_000_000)
+        .login_max_failures_per_address(1_000_000)
+        .build()
+        .unwrap();
+    auth_router(auth_state(memory_security_with(config), &directory))
 }
 
 async fn timed_login(router: &Router, username: &str, password: &str) -> (TestResponse, Duration) {
@@ -194,25 +205,36 @@ async fn unknown_users_and_wrong_passwords_look_and_time_the_same() {
         }
     }
 
-    let (unknown, known) = measure(
-        &router,
-        &reference,
-        PAIRS,
-        ("nobody-here", wrong),
-        ("ada", wrong),
-    )
-    .await;
-    let plain = compare("ASCII wrong password", &unknown, &known);
+    let mut round = 0;
+    let (plain, fallback) = loop {
+        round += 1;
+        let (unknown, known) = measure(
+            &router,
+            &reference,
+            PAIRS,
+            ("nobody-here", wrong),
+            ("ada", wrong),
+        )
+        .await;
+        let plain = compare("ASCII wrong password", &unknown, &known);
 
-    let (unknown, known) = measure(
-        &router,
-        &reference,
-        PAIRS / 2,
-        ("nobody-here", wrong_non_nfkc),
-        ("ada", wrong_non_nfkc),
-    )
-    .await;
-    let fallback = compare("non-NFKC wrong password", &unknown, &known);
+        let (unknown, known) = measure(
+            &router,
+            &reference,
+            PAIRS / 2,
+            ("nobody-here", wrong_non_nfkc),
+            ("ada", wrong_non_nfkc),
+        )
+        .await;
+        let fallback = compare("non-NFKC wrong password", &unknown, &known);
+        let same = [&plain, &fallback]
+            .iter()
+            .all(|c| within_tolerance(c.median_ratio) && within_tolerance(c.trimmed_ratio));
+        if same || round == ROUNDS {
+            break (plain, fallback);
+        }
+        eprintln!("round {round} outside the tolerance; measuring again");
+    };
 
     // Control: the same measure tells apart logins that hash from logins
     // that do not (a password over the byte limit is refused unhashed), so

@@ -572,15 +572,46 @@ async fn over_long_passwords_are_refused() {
     ));
 
     let strict = PasswordHasher::new(PasswordPolicy {
-        max_password_bytes: 16,
+        max_password_bytes: 64,
         ..PasswordPolicy::default()
     })
     .unwrap();
-    assert!(strict.hash(&"a".repeat(16)).await.is_ok());
+    assert!(strict.hash(&"a".repeat(64)).await.is_ok());
     assert!(matches!(
-        strict.hash(&"a".repeat(17)).await,
+        strict.hash(&"a".repeat(65)).await,
         Err(Error::InvalidInput(_))
     ));
+
+    // The limit itself has bounds: NIST's 64 at least, and no limit so
+    // large that it stops protecting the CPU.
+    for bad in [0, 16, 63, 64 * 1024 + 1, usize::MAX] {
+        let policy = PasswordPolicy {
+            max_password_bytes: bad,
+            ..PasswordPolicy::default()
+        };
+        assert!(matches!(policy.validate(), Err(Error::Config(_))), "{bad}");
+        assert!(PasswordHasher::new(policy).is_err(), "{bad}");
+    }
+    // So do the argon2 costs: above what verification accepts is refused.
+    for policy in [
+        PasswordPolicy {
+            memory_kib: 256 * 1024 + 1,
+            ..PasswordPolicy::default()
+        },
+        PasswordPolicy {
+            iterations: 17,
+            ..PasswordPolicy::default()
+        },
+        PasswordPolicy {
+            parallelism: 17,
+            ..PasswordPolicy::default()
+        },
+    ] {
+        assert!(
+            matches!(policy.validate(), Err(Error::Config(_))),
+            "{policy:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -249,6 +249,44 @@ fn hash_password_applies_the_same_password_rules_as_users_add() {
     assert!(run(command, Some("8 chars!\n")).success());
 }
 
+#[tokio::test]
+async fn hash_password_and_users_add_follow_the_password_policy_variables() {
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command
+        .arg("hash-password")
+        .env("PASSWORD_ARGON2_MEMORY_KIB", "32768")
+        .env("PASSWORD_ARGON2_ITERATIONS", "3");
+    let out = run(command, Some(&format!("{PASSWORD}\n")));
+    assert!(out.success(), "{out:?}");
+    let hash = out.stdout.trim();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=32768,t=3,p=1$"),
+        "{out:?}"
+    );
+    assert!(fastcore_security::verify_password(PASSWORD, hash).await);
+
+    // A policy below the floor is refused before any password is read.
+    for command in ["hash-password", "users-add"] {
+        let mut cmd = binary(temp.dir.path());
+        if command == "users-add" {
+            cmd.args(["users", "add", "ada", "--password-stdin", "--database-url"])
+                .arg(temp.url());
+        } else {
+            cmd.arg(command);
+        }
+        cmd.env("PASSWORD_ARGON2_ITERATIONS", "1");
+        let out = run(cmd, Some(&format!("{PASSWORD}\n")));
+        assert_eq!(out.status.code(), Some(1), "{command}: {out:?}");
+        assert!(
+            out.stderr.contains("PASSWORD_ARGON2_ITERATIONS"),
+            "{command}: {out:?}"
+        );
+        assert!(!out.stderr.contains(PASSWORD), "{command}: {out:?}");
+        assert!(out.stdout.is_empty(), "{command}: {out:?}");
+    }
+}
+
 #[test]
 fn migrate_creates_both_schemas_and_can_run_again() {
     let temp = TempDb::new();

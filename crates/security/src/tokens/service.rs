@@ -157,13 +157,17 @@ fn now() -> i64 {
 }
 
 impl Security {
-    /// Builds the handle from a configuration and a store, with the default
-    /// password policy. The store must already be migrated; see
+    /// Builds the handle from a configuration and a store, hashing
+    /// passwords with the configuration's
+    /// [`password_policy`](SecurityConfig::password_policy). The store must already be migrated; see
     /// [`setup_security`](crate::setup_security) for the one-call setup.
     pub fn new(config: SecurityConfig, store: Arc<dyn TokenStore>) -> Result<Self> {
-        Self::with_password_hasher(config, store, PasswordHasher::default())
+        let passwords = PasswordHasher::new(*config.password_policy())?;
+        Self::with_password_hasher(config, store, passwords)
     }
 
+    /// Builds the handle with a password hasher of the caller's (its own
+    /// policy or concurrency, or one shared with a [`PasswordAuthenticator`](crate::PasswordAuthenticator)).
     ///
     /// Failed logins are counted in the store's own
     /// [`login_throttle`](TokenStore::login_throttle) when it has one (the

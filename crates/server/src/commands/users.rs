@@ -1,5 +1,6 @@
 //! `fastcore-security users add|list|disable|enable`: the built-in users.
 
+use fastcore_security::{PasswordHasher, PasswordPolicy};
 use secrecy::ExposeSecret as _;
 
 use crate::clock;
@@ -18,8 +19,10 @@ pub async fn add(db: &Database, username: &str, source: PasswordSource) -> anyho
     if let Some(existing) = users.find_by_username(username).await? {
         return Err(already_exists(username, &existing.username));
     }
+    // The policy (PASSWORD_* variables) is checked before the password is asked for.
+    let hasher = PasswordHasher::new(PasswordPolicy::from_env()?)?;
     let password = tokio::task::spawn_blocking(move || read_password(source)).await??;
-    let hash = fastcore_security::get_password_hash(password.expose_secret()).await?;
+    let hash = hasher.hash(password.expose_secret()).await?;
     let user = users.create(username, &hash).await?;
     println!("created user {:?} with id {}", user.username, user.id);
     Ok(())
