@@ -74,7 +74,6 @@ mod backends {
     }
 
     #[cfg(feature = "mysql")]
-    #[allow(dead_code)] // TEMP: until its store has a feed
     pub(super) async fn mysql() -> Option<Pair> {
         let db = crate::common::databases::mysql().await?;
         Some(Pair {
@@ -85,7 +84,6 @@ mod backends {
     }
 
     #[cfg(feature = "redis")]
-    #[allow(dead_code)] // TEMP: until its store has a feed
     pub(super) async fn redis() -> Option<Pair> {
         let (a, prefix) = crate::common::redis_server::redis().await?;
         let b = fastcore_security::RedisTokenStore::connect_with_prefix(
@@ -424,6 +422,48 @@ mod suite {
         let after = a.create_token_pair("ada", None).await.unwrap();
         accepted(&b, &after.access_token).await;
     }
+
+    /// The view's memory is bounded by expiry: neither a snapshot nor a
+    /// catch-up hands over a revoked token that has expired (beyond the
+    /// largest leeway), so an instance only ever holds the revocations
+    /// of tokens that could still be accepted.
+    pub(super) async fn the_feed_leaves_out_expired_revocations(pair: Pair) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let feed = pair.b.revocation_feed().expect("a store with a feed");
+        let start = feed.snapshot(now - 300).await.unwrap().cursor;
+        let record = |jti: &str, exp: i64| {
+            TokenRecord::new(jti, TokenType::Access, "ada", None, now - 3_600, exp)
+        };
+        // Expired an hour ago (the Redis store does not even keep it) and
+        // live for ten minutes.
+        pair.a.insert(&record("expired", now - 3_600)).await.unwrap();
+        pair.a.insert(&record("live", now + 600)).await.unwrap();
+        pair.a.revoke("expired", now).await.unwrap();
+        pair.a.revoke("live", now).await.unwrap();
+        let jtis = |batch: &RevocationBatch| -> Vec<String> {
+            batch
+                .revocations
+                .iter()
+                .filter_map(|r| match r {
+                    fastcore_security::Revocation::Token { jti, .. } => Some(jti.clone()),
+                    fastcore_security::Revocation::UserCutOff { .. } => None,
+                })
+                .collect()
+        };
+        let snapshot = feed.snapshot(now - 300).await.unwrap();
+        assert_eq!(jtis(&snapshot), ["live"]);
+        assert!(snapshot.cursor > start, "the revocation moved the cursor");
+        let changes = feed.changes_since(start).await.unwrap().unwrap();
+        assert_eq!(jtis(&changes), ["live"]);
+        assert_eq!(changes.cursor, snapshot.cursor);
+        // Nothing new: the same cursor, nothing to apply.
+        let none = feed.changes_since(changes.cursor).await.unwrap().unwrap();
+        assert!(none.revocations.is_empty());
+        assert_eq!(none.cursor, changes.cursor);
+    }
 }
 
 macro_rules! synced {
@@ -435,6 +475,7 @@ macro_rules! synced {
             refresh_reuse_detected_on_a_is_seen_on_b,
             tokens_never_recorded_are_refused_as_in_strict_mode,
             a_lost_feed_falls_back_to_the_store_until_resynced,
+            the_feed_leaves_out_expired_revocations,
         ]);
     };
     (@tests $backend:ident, $make:expr, [$($test:ident),* $(,)?]) => {
@@ -457,6 +498,10 @@ synced!(memory => backends::memory());
 synced!(sqlite => backends::sqlite());
 #[cfg(feature = "postgres")]
 synced!(postgres => backends::postgres());
+#[cfg(feature = "mysql")]
+synced!(mysql => backends::mysql());
+#[cfg(feature = "redis")]
+synced!(redis => backends::redis());
 
 /// Synced mode refuses a store without a feed, and needs a runtime.
 #[test]

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::{Rotation, TokenRecord, TokenStore};
 use crate::error::StoreError;
-use crate::tokens::feed::{Revocation, RevocationBatch, RevocationFeed};
+use crate::tokens::feed::{Revocation, RevocationBatch, RevocationFeed, expiring_after};
 
 /// Revocations the memory store's change log keeps for readers to catch
 /// up; a reader further behind reloads a snapshot.
@@ -47,8 +47,15 @@ impl State {
         for revocation in revocations {
             self.log.push_back((self.seq, revocation));
         }
+        // Trim whole numbers only: a reader must get all of a number's
+        // entries or learn (by the gap) that it has to reload.
         while self.log.len() > LOG_CAPACITY {
-            self.log.pop_front();
+            let Some((trimmed, _)) = self.log.pop_front() else {
+                break;
+            };
+            while self.log.front().is_some_and(|(n, _)| *n == trimmed) {
+                self.log.pop_front();
+            }
         }
         // A full channel already holds a wake-up; a closed one is gone.
         self.subscribers.retain(|tx| !tx.is_closed());
@@ -106,12 +113,19 @@ impl RevocationFeed for MemoryFeed {
         if trimmed || cursor > state.seq {
             return Ok(None);
         }
+        let expiring = expiring_after();
         Ok(Some(RevocationBatch {
             cursor: state.seq,
             revocations: state
                 .log
                 .iter()
-                .filter(|(n, _)| *n > cursor)
+                .filter(|(n, r)| {
+                    *n > cursor
+                        && match r {
+                            Revocation::Token { expires_at, .. } => *expires_at > expiring,
+                            Revocation::UserCutOff { .. } => true,
+                        }
+                })
                 .map(|(_, r)| r.clone())
                 .collect(),
         }))
