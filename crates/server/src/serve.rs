@@ -16,7 +16,8 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
 use fastcore_security::{
-    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
+    AuthState, Environment, PasswordHasher, Security, SecurityConfig, ValidationMode, auth_router,
+    redact_url,
 };
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -167,6 +168,12 @@ pub async fn serve(
         window_s = config.login_throttle_window().as_secs(),
         "login throttle"
     );
+    tracing::info!(
+        mode = config.validation_mode().as_str(),
+        sync_interval_ms = (config.validation_mode() == ValidationMode::Synced)
+            .then(|| config.sync_interval().as_millis()),
+        "token validation"
+    );
     let users = db.users();
     let authenticator = Arc::new(Authenticator::new(
         users.clone(),
@@ -260,6 +267,12 @@ fn config_from_env(database_url: &str, args: &ServeArgs) -> anyhow::Result<Secur
     }
     if let Some(window) = args.login_throttle_window {
         builder = builder.login_throttle_window(window);
+    }
+    if let Some(mode) = args.validation_mode {
+        builder = builder.validation_mode(mode);
+    }
+    if let Some(interval) = args.sync_interval {
+        builder = builder.sync_interval(interval);
     }
     let production =
         Environment::from_lookup(|name| std::env::var(name).ok()) == Environment::Production;
