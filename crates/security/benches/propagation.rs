@@ -59,8 +59,9 @@ fn main() {
                         .await
                         .unwrap();
                 }
-                // Not in step with the poll interval.
-                let pause = rand::random_range(0..20u64);
+                // Not in step with the poll (or the signal): a polled
+                // store's delay is then spread over its interval.
+                let pause = rand::random_range(0..if pushed { 20 } else { 250u64 });
                 tokio::time::sleep(Duration::from_millis(pause)).await;
                 let start = Instant::now();
                 a.revoke_token(&token).await.unwrap();

@@ -423,6 +423,39 @@ mod suite {
         accepted(&b, &after.access_token).await;
     }
 
+    /// A revocation made through the synced instance itself takes effect
+    /// on its very next request, without waiting for the feed (the sync
+    /// interval here is a minute).
+    pub(super) async fn revocations_through_an_instance_are_seen_by_it_at_once(pair: Pair) {
+        let config = config_builder()
+            .validation_mode(ValidationMode::Synced)
+            .sync_interval(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let b = Security::new(config, pair.b).unwrap();
+        until_synced(&b).await;
+        let refused = |token: String| {
+            let b = b.clone();
+            async move {
+                let err = b.validate_token(&token, Some(TokenType::Access)).await;
+                assert!(matches!(err, Err(Error::RevokedToken)), "{err:?}");
+            }
+        };
+        let one = b.create_token_pair("ada", None).await.unwrap();
+        let two = b.create_token_pair("ada", None).await.unwrap();
+        let old = claims_for(&b, "ada", TokenType::Access, 600);
+        let old = encode_and_record(&b, &old).await;
+        for token in [&one.access_token, &two.access_token, &old] {
+            accepted(&b, token).await;
+        }
+        b.revoke_token(&one.access_token).await.unwrap();
+        refused(one.access_token.clone()).await;
+        b.logout(&two.refresh_token).await.unwrap();
+        refused(two.access_token.clone()).await;
+        b.revoke_all_user_tokens("ada").await.unwrap();
+        refused(old).await;
+    }
+
     /// The view's memory is bounded by expiry: neither a snapshot nor a
     /// catch-up hands over a revoked token that has expired (beyond the
     /// largest leeway), so an instance only ever holds the revocations
@@ -476,6 +509,7 @@ macro_rules! synced {
             tokens_never_recorded_are_refused_as_in_strict_mode,
             a_lost_feed_falls_back_to_the_store_until_resynced,
             the_feed_leaves_out_expired_revocations,
+            revocations_through_an_instance_are_seen_by_it_at_once,
         ]);
     };
     (@tests $backend:ident, $make:expr, [$($test:ident),* $(,)?]) => {

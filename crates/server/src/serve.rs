@@ -75,7 +75,20 @@ pub fn app_with_body_timeout(
     users: Arc<Authenticator>,
     body_timeout: Duration,
 ) -> Router {
+    app_with_routes(security, users, body_timeout, Router::new())
+}
+
+/// [`app_with_body_timeout`], with `routes` (an application's own, or the
+/// HTTP benchmark's) served beside the auth endpoints, behind the same
+/// layers.
+pub fn app_with_routes(
+    security: Security,
+    users: Arc<Authenticator>,
+    body_timeout: Duration,
+    routes: Router,
+) -> Router {
     auth_router(AuthState::new(security, users))
+        .merge(routes)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -21,7 +21,7 @@ use crate::tokens::store::{
     MAX_IP_BYTES, MAX_USER_AGENT_BYTES, Rotation, SessionMeta, TimeoutStore, TokenRecord,
     TokenStore,
 };
-use crate::tokens::view::{RevocationView, Verdict};
+use crate::tokens::view::{RevocationView, Verdict, ViewedStore};
 
 /// Longest `sub` accepted when issuing a token, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 1024;
@@ -190,6 +190,12 @@ impl Security {
             ValidationMode::Synced => Some(start_view(&config, store.as_ref())?),
         };
         let store: Arc<dyn TokenStore> = Arc::new(TimeoutStore::new(store, config.store_timeout()));
+        // Synced mode: revocations through this handle reach its view
+        // before the call returns.
+        let store: Arc<dyn TokenStore> = match &view {
+            Some(view) => Arc::new(ViewedStore::new(store, Arc::clone(view))),
+            None => store,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

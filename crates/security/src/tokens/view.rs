@@ -22,6 +22,11 @@
 //!   refuses them too, at the cost of one store read per token and
 //!   instance.
 //!
+//! A revocation made through this instance is seen by it at once: the
+//! [`ViewedStore`] wrapper reads the feed right after each revoking store
+//! call, before the call returns (and if that read fails, the view goes
+//! stale and the sync task reloads it).
+//!
 //! Memory is bounded by expiry: revoked and known entries are dropped once
 //! their token would be refused as expired anyway (`exp` plus the largest
 //! leeway), cut-offs are one entry per user, and the known-token cache has
@@ -29,14 +34,18 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tokio::task::AbortHandle;
 
+use crate::error::StoreError;
+use crate::throttle::LoginThrottle;
 use crate::tokens::claims::Claims;
 use crate::tokens::feed::{Revocation, RevocationBatch, RevocationFeed};
+use crate::tokens::store::{Rotation, TokenRecord, TokenStore};
 
 /// Entries are kept this long after their token's `exp`: the largest
 /// leeway a configuration may allow, so no token the codec still accepts
@@ -115,6 +124,10 @@ pub(crate) struct RevocationView {
     /// checked in the store.
     cutoff_margin: i64,
     task: std::sync::Mutex<Option<AbortHandle>>,
+    /// The feed, for the catch-ups after local revocations.
+    feed: OnceLock<(Arc<dyn RevocationFeed>, Duration)>,
+    /// Set when a local catch-up failed: the sync task must reload.
+    resync_requested: AtomicBool,
 }
 
 impl std::fmt::Debug for RevocationView {
@@ -157,6 +170,8 @@ impl RevocationView {
                 .unwrap_or(i64::MAX)
                 .saturating_add(1),
             task: std::sync::Mutex::new(None),
+            feed: OnceLock::new(),
+            resync_requested: AtomicBool::new(false),
         }
     }
 
@@ -167,6 +182,7 @@ impl RevocationView {
         sync_interval: Duration,
         call_timeout: Duration,
     ) {
+        let _ = self.feed.set((Arc::clone(&feed), call_timeout));
         let task = tokio::spawn(run(Arc::downgrade(self), feed, sync_interval, call_timeout));
         if let Ok(mut slot) = self.task.lock() {
             *slot = Some(task.abort_handle());
@@ -274,6 +290,25 @@ impl RevocationView {
             .retain(|_, k| k.exp >= horizon);
     }
 
+    /// Reads the feed now and applies what it brings; called after a
+    /// revocation through this instance, so that the instance's next
+    /// request sees it. If the read fails, the view goes stale (requests
+    /// are checked in the store) until the sync task has reloaded it.
+    pub(crate) async fn catch_up(&self) {
+        let Some((feed, timeout)) = self.feed.get() else {
+            return;
+        };
+        match bounded(*timeout, feed.changes_since(self.cursor())).await {
+            Some(Some(batch)) => self.apply(batch),
+            _ => {
+                // Flag first, then stale: see `run`, which marks the view
+                // fresh and then looks at the flag.
+                self.resync_requested.store(true, Ordering::SeqCst);
+                self.mark_stale();
+            }
+        }
+    }
+
     /// Sizes, for tests and status: revoked tokens, cut-offs, known tokens.
     #[cfg(test)]
     pub(crate) fn sizes(&self) -> (usize, usize, usize) {
@@ -330,6 +365,9 @@ async fn run(
             let Some(v) = view.upgrade() else { return };
             v.replace(snapshot);
             v.mark_fresh();
+            if v.resync_requested.swap(false, Ordering::SeqCst) {
+                continue 'resync;
+            }
             tracing::debug!("revocation view loaded");
         }
         loop {
@@ -354,6 +392,12 @@ async fn run(
                     let Some(v) = view.upgrade() else { return };
                     v.apply(batch);
                     v.mark_fresh();
+                    // A local catch-up failed (maybe after this read):
+                    // reload. Checked after marking fresh, so a failure
+                    // flagged later leaves the view stale by itself.
+                    if v.resync_requested.swap(false, Ordering::SeqCst) {
+                        continue 'resync;
+                    }
                     if last_prune.elapsed() >= PRUNE_EVERY {
                         v.prune(unix_now());
                         last_prune = Instant::now();
@@ -369,6 +413,98 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+/// The store of a [`Security`](crate::Security) in synced mode: every call
+/// goes to the inner store, and each revoking call that succeeds is
+/// followed by a [catch-up](RevocationView::catch_up) of the view, so a
+/// revocation made through this instance is seen by it from its next
+/// request on (others see it through the feed).
+pub(crate) struct ViewedStore {
+    inner: Arc<dyn TokenStore>,
+    view: Arc<RevocationView>,
+}
+
+impl ViewedStore {
+    pub(crate) fn new(inner: Arc<dyn TokenStore>, view: Arc<RevocationView>) -> Self {
+        Self { inner, view }
+    }
+
+    async fn caught_up<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_ok() {
+            self.view.catch_up().await;
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl TokenStore for ViewedStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn insert(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+
+    async fn get(&self, jti: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.inner.get(jti).await
+    }
+
+    async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
+        let result = self.inner.revoke(jti, at).await;
+        self.caught_up(result).await
+    }
+
+    async fn rotate(
+        &self,
+        parent_jti: &str,
+        child: &TokenRecord,
+        at: i64,
+    ) -> Result<Rotation, StoreError> {
+        self.inner.rotate(parent_jti, child, at).await
+    }
+
+    async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        let result = self.inner.cut_off_user(user_id, at).await;
+        self.caught_up(result).await
+    }
+
+    async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
+        let result = self.inner.revoke_family(family_id, at).await;
+        self.caught_up(result).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        except_family: Option<&str>,
+        at: i64,
+    ) -> Result<u64, StoreError> {
+        let result = self.inner.revoke_user(user_id, except_family, at).await;
+        self.caught_up(result).await
+    }
+
+    async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
+        self.inner.list_live(user_id, now).await
+    }
+
+    async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError> {
+        self.inner.purge_expired(before, batch).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {
+        self.inner.login_throttle()
+    }
+
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
+        self.inner.revocation_feed()
     }
 }
 

@@ -1134,6 +1134,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn change_log_entries_parse_with_any_id() {
+        assert_eq!(
+            parse_log_entry("7 t 1700000000 a jti with spaces"),
+            Some(Revocation::Token {
+                jti: "a jti with spaces".into(),
+                expires_at: 1_700_000_000
+            })
+        );
+        assert_eq!(
+            parse_log_entry("8 c 1700000001 user:1"),
+            Some(Revocation::UserCutOff {
+                user_id: "user:1".into(),
+                at: 1_700_000_001
+            })
+        );
+        for bad in ["", "1", "1 t", "1 t x y", "1 x 5 id", "1 t 5"] {
+            assert_eq!(parse_log_entry(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn keys_are_the_prefix_a_kind_and_the_id_verbatim() {
         let keys = KeyLayout::new("app:");
         assert_eq!(keys.record("j-1"), b"app:tok:j-1");
