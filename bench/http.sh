@@ -56,7 +56,8 @@ wrk_run() {
   errors=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
   if [ -z "$CEILING" ]; then CEILING=$rps; fi
   ratio=$(awk -v a="$rps" -v b="$CEILING" 'BEGIN {printf "%.0f%%", 100 * a / b}')
-  printf "%-26s %10s %9s %9s %8s %8s\n" "$name" "$rps" "$p50" "$p99" "$ratio" "${errors:-0}"
+  printf "%-26s %10s %9s %9s %8s %8s %9s\n" "$name" "$rps" "$p50" "$p99" "$ratio" "${errors:-0}" \
+    "$(( $(rss_kib "$PID" VmHWM) / 1024 )) MiB"
 }
 
 login() {
@@ -77,12 +78,13 @@ for MODE in $MODES; do
   : >"$WORK/refresh"
   for _ in $(seq $((CONNECTIONS / 4 + 8))); do
     login | sed -E 's/.*"refresh_token":"([^"]+)".*/\1/' >>"$WORK/refresh"
+    echo >>"$WORK/refresh"
   done
   AUTH=(-H "Authorization: Bearer $ACCESS")
   CEILING=""
   echo
   echo "== mode $MODE, $(sed -E 's#(://[^:/@]*)(:[^@]*)?@#\1@#' <<<"$DATABASE_URL" | sed "s#$WORK#\$TMP#"), wrk -t1 -c$CONNECTIONS -d${DURATION}s"
-  printf "%-26s %10s %9s %9s %8s %8s\n" route "req/s" p50 p99 ceiling "non-2xx"
+  printf "%-26s %10s %9s %9s %8s %8s %9s\n" route "req/s" p50 p99 ceiling "non-2xx" "peak RSS"
   wrk_run "GET /bench/open" "$URL/bench/open"
   wrk_run "GET /bench/stateless" "${AUTH[@]}" "$URL/bench/stateless"
   wrk_run "GET /bench/token ($MODE)" "${AUTH[@]}" "$URL/bench/token"
