@@ -45,7 +45,11 @@ fn main() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let pushed = matches!(backend.name, "postgres" | "redis");
-            let n = if pushed { samples } else { (samples / 5).max(10) };
+            let n = if pushed {
+                samples
+            } else {
+                (samples / 5).max(10)
+            };
             let mut delays = Vec::with_capacity(n);
             let mut revokes = Vec::with_capacity(n);
             for i in 0..n {

@@ -472,7 +472,10 @@ mod suite {
         };
         // Expired an hour ago (the Redis store does not even keep it) and
         // live for ten minutes.
-        pair.a.insert(&record("expired", now - 3_600)).await.unwrap();
+        pair.a
+            .insert(&record("expired", now - 3_600))
+            .await
+            .unwrap();
         pair.a.insert(&record("live", now + 600)).await.unwrap();
         pair.a.revoke("expired", now).await.unwrap();
         pair.a.revoke("live", now).await.unwrap();

@@ -198,7 +198,8 @@ pub struct ServeArgs {
 
 /// Parses `--validation-mode` (`strict` or `synced`).
 pub fn parse_validation_mode(text: &str) -> Result<ValidationMode, String> {
-    text.parse().map_err(|e: fastcore_security::Error| e.to_string())
+    text.parse()
+        .map_err(|e: fastcore_security::Error| e.to_string())
 }
 
 /// Parses `--login-throttle-window`: a duration like [`parse_duration`]'s,

@@ -620,13 +620,15 @@ async fn log_revocation(
     let seq: u64 = sqlx::query_scalar("SELECT LAST_INSERT_ID()")
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query("INSERT IGNORE INTO fastcore_revocation_log (seq, kind, subject, at) VALUES (?, ?, ?, ?)")
-        .bind(seq)
-        .bind(kind)
-        .bind(subject.as_bytes())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT IGNORE INTO fastcore_revocation_log (seq, kind, subject, at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(kind)
+    .bind(subject.as_bytes())
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -297,7 +297,9 @@ impl TokenStore for PostgresTokenStore {
         .map_err(err)?;
         let changed = done.rows_affected() > 0;
         if changed {
-            log_revocation(&mut tx, "token", jti, at).await.map_err(err)?;
+            log_revocation(&mut tx, "token", jti, at)
+                .await
+                .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
         Ok(changed)
@@ -617,9 +619,7 @@ impl RevocationFeed for PostgresFeed {
         Ok(Some(batch(cursor_of(head), tokens, cutoffs)))
     }
 
-    async fn subscribe(
-        &self,
-    ) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
         let err = |e| StoreError::new("revocation_subscribe", e);
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
             .await

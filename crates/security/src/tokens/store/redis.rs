@@ -16,9 +16,7 @@ use redis::{Client, Script};
 use super::{Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
-use crate::tokens::feed::{
-    Revocation, RevocationBatch, RevocationFeed, cursor_of, expiring_after,
-};
+use crate::tokens::feed::{Revocation, RevocationBatch, RevocationFeed, cursor_of, expiring_after};
 
 /// Each connection attempt gives up after this long.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
