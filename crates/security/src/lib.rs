@@ -95,6 +95,20 @@
 //! uncounted. Usernames and addresses are only ever stored and logged as
 //! hashed [`ThrottleKey`]s. Settings: [`SecurityConfigBuilder::login_max_failures_per_account`]
 //! and its neighbours, or the `LOGIN_*` variables of [`SecurityConfig::from_env`].
+//!
+//! # Validation modes
+//!
+//! [`ValidationMode::Strict`] (the default) reads the token's record on
+//! every [`Security::validate_token`]. [`ValidationMode::Synced`]
+//! (`JWT_VALIDATION_MODE=synced`) keeps an in-memory view of the
+//! revocations in force, loaded at start and kept current by the store's
+//! [`RevocationFeed`] (PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub, a polled
+//! change log on SQLite and MySQL), so a request costs about what
+//! [`Security::validate_jwt_stateless`] costs. A revocation made anywhere
+//! is seen everywhere within the feed's delay (and at once by the instance
+//! that made it); when the feed is lost the instance checks every request
+//! in the store until it has reloaded the view. See the module docs of
+//! [`RevocationFeed`] and the README's "Validation modes".
 #![deny(missing_docs)]
 
 mod config;

@@ -534,6 +534,10 @@ fn script_with_index(body: &str) -> Script {
 /// | `P fam:<family id>` | sorted set | the jtis of the session's unrevoked tokens, scored by `exp` | with its longest-lived record |
 /// | `P exp` | sorted set | every jti, scored by `exp`, for [`purge_expired`](TokenStore::purge_expired) | with its longest-lived record |
 /// | `P ucut:<user id>` | hash | `gen` and `revoked`: the user's [cut-off](TokenStore::cut_off_user) generation and when it was last raised | no earlier than every record it revokes (see below) |
+/// | `P rev:seq` | string | the number of the latest revocation, for [synced validation](crate::ValidationMode::Synced)'s [feed](crate::RevocationFeed) | never |
+/// | `P rev:log` | sorted set | the change log: `<n> t <exp> <jti>` (a token revoked) and `<n> c <at> <user id>` (a cut-off), scored by number | the last 100 000 numbers are kept |
+/// | `P rev:tok` | sorted set | revoked jtis scored by `exp`, for the feed's snapshots | members trimmed [grace](Self::RECORD_GRACE_SECS) after `exp` |
+/// | `P rev:cut` | hash | user id -> time of the user's latest cut-off, for the snapshots | never (one field per user ever cut off, as the SQL stores keep a row) |
 ///
 /// Ids go into key names verbatim: Redis keys are binary safe, the part
 /// after the prefix names its kind (`tok:`, `user:`, `fam:`, `ucut:`), and no
@@ -588,7 +592,8 @@ fn script_with_index(body: &str) -> Script {
 /// is kept at least as long as the user's index (which outlives every
 /// unrevoked record of the user), and each record issued afterwards
 /// extends it to its own expiry. So it lives as long as the user's tokens
-/// do, and a user who is no longer issued tokens leaves nothing behind.
+/// do, and a user who is no longer issued tokens leaves nothing behind but
+/// the field of `rev:cut` that the revocation feed reads.
 /// Tokens a cut-off revoked keep its time: revoking them again (by token,
 /// session or user) counts nothing and leaves `revoked_at` as it was, and
 /// walks take them out of the indexes.

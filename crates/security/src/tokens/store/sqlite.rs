@@ -101,11 +101,23 @@ impl SqliteTokenStore {
         // migrating one new file at once both apply a migration, and the
         // second fails on the migrations table's key. Its transaction rolled
         // back and the winner's committed, so running again finds the
-        // migration applied (and checks its checksum).
+        // migration applied (and checks its checksum). A racer can lose
+        // once per migration (each run gets one further), so it may retry
+        // as often as there are migrations.
+        // Two racers that both read the migrations table and then both
+        // write deadlock in SQLite, which answers one of them "busy" at
+        // once (no busy timeout applies): it runs again after a pause.
+        let max_retries = 2 * migrator.migrations.len() + 8;
         let mut retries = 0;
         loop {
             match migrator.run(&self.pool).await {
-                Err(err) if retries < 3 && lost_migration_race(&err) => retries += 1,
+                Err(err) if retries < max_retries && lost_migration_race(&err) => {
+                    retries += 1;
+                    if migration_busy(&err) {
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * retries as u64))
+                            .await;
+                    }
+                }
                 done => {
                     return done
                         .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
@@ -124,13 +136,35 @@ fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = next {
         if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
-            && (db.is_unique_violation() || db.message().starts_with("duplicate column name"))
+            && (db.is_unique_violation()
+                || db.message().starts_with("duplicate column name")
+                || busy_code(db.code().as_deref()))
         {
             return true;
         }
         next = cause.source();
     }
     false
+}
+
+/// Whether a migration failed on SQLite's lock (see [`lost_migration_race`]).
+fn migration_busy(err: &sqlx::migrate::MigrateError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
+            && busy_code(db.code().as_deref())
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// SQLITE_BUSY (5) and its extended codes (517: BUSY_SNAPSHOT, 261:
+/// BUSY_RECOVERY), SQLITE_LOCKED (6).
+fn busy_code(code: Option<&str>) -> bool {
+    matches!(code, Some("5" | "6" | "261" | "517"))
 }
 
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock.
