@@ -9,6 +9,8 @@
 #   bench/http.sh                 # SQLite, 10 s per route
 #   DURATION=5 bench/http.sh      # shorter
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/http.sh
+#   SEED_TOKENS=1000000 bench/http.sh   # SQLite with a million live token records
+#                                       # besides the benchmark's (needs sqlite3)
 #
 # Needs wrk (Debian: apt-get install -y wrk). Loopback only.
 set -euo pipefail
@@ -74,6 +76,15 @@ for MODE in $MODES; do
   for _ in $(seq 100); do curl -sf "$URL/bench/open" >/dev/null 2>&1 && break; sleep 0.1; done
   sleep 1
   IDLE=$(rss_kib "$PID" VmRSS)
+  if [ -n "${SEED_TOKENS:-}" ] && [ -z "${BENCH_DATABASE_URL:-}" ]; then
+    # Random 128-bit jtis like the uuids the library issues, 10 000 users.
+    sqlite3 "$WORK/bench-$MODE.db" ".timeout 10000" \
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $SEED_TOKENS)
+       INSERT INTO fastcore_tokens (jti, token_type, user_id, issued_at, expires_at)
+       SELECT lower(hex(randomblob(16))), 'access', 'seed-' || (i % 10000),
+              unixepoch() - 60, unixepoch() + 86400 FROM n" >/dev/null
+    echo "seeded $SEED_TOKENS live token records"
+  fi
   ACCESS=$(login | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
   : >"$WORK/refresh"
   for _ in $(seq $((CONNECTIONS / 4 + 8))); do
