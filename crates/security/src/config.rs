@@ -17,6 +17,8 @@
 //! | `LOGIN_MAX_FAILURES_PER_ACCOUNT` | failed logins one account may have per throttle window before further attempts get 429 (0 disables) | 5 |
 //! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins one client address (an IPv6 /64) may have per throttle window, over all accounts (0 disables) | 20 |
 //! | `LOGIN_THROTTLE_WINDOW_SECONDS` | the throttle window, from the first counted attempt (1 to 86400) | 900 |
+//! | `JWT_VALIDATION_MODE` | `strict` (a store read per request) or `synced` (an in-memory revocation view kept current by the store's change feed; see [`ValidationMode`]) | `strict` |
+//! | `JWT_SYNC_INTERVAL_MS` | synced mode: how often the change feed is polled (or, with PostgreSQL and Redis, checked besides its signals), 10 to 60000 | 250 |
 //! | `PASSWORD_ARGON2_MEMORY_KIB` | argon2id memory of new password hashes, in KiB (19456 to 262144) | 19456 |
 //! | `PASSWORD_ARGON2_ITERATIONS` | argon2id passes (2 to 16) | 2 |
 //! | `PASSWORD_ARGON2_PARALLELISM` | argon2id lanes (1 to 16) | 1 |
@@ -65,6 +67,58 @@ impl Environment {
     }
 }
 
+/// How [`Security::validate_token`](crate::Security::validate_token)
+/// checks that an access token is still valid after its signature and
+/// claims have been verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValidationMode {
+    /// A store read on every request (the seed's behaviour): a revocation
+    /// takes effect at the next request, on every instance.
+    #[default]
+    Strict,
+    /// Each instance keeps an in-memory view of the revocations (revoked
+    /// tokens not yet expired, per-user cut-offs), loaded at start and kept
+    /// current by the store's [change feed](crate::RevocationFeed):
+    /// PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub, polling of a change
+    /// sequence for SQLite and MySQL. A request then costs a signature
+    /// check and a few hash lookups; the first use of a token on an
+    /// instance still reads its record once, so tokens that were never
+    /// recorded (or whose record was lost) are refused as in strict mode.
+    ///
+    /// A revocation made on any instance is seen by the others after at
+    /// most one [`sync_interval`](SecurityConfig::sync_interval) (at once
+    /// with the PostgreSQL and Redis signals). If the feed is lost, or has
+    /// not answered for `3 × sync_interval + 1 s`, the instance checks every
+    /// request in the store, as in strict mode, until it has resubscribed
+    /// and reloaded the view: it never serves a stale view.
+    /// [`get_security_status`](crate::get_security_status) reports the
+    /// view's state. Refresh tokens are always checked in the store.
+    Synced,
+}
+
+impl ValidationMode {
+    /// `"strict"` or `"synced"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValidationMode::Strict => "strict",
+            ValidationMode::Synced => "synced",
+        }
+    }
+}
+
+impl std::str::FromStr for ValidationMode {
+    type Err = Error;
+    fn from_str(value: &str) -> Result<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "strict" => Ok(ValidationMode::Strict),
+            "synced" => Ok(ValidationMode::Synced),
+            _ => Err(Error::config(format!(
+                "JWT_VALIDATION_MODE must be strict or synced, got {value:?}"
+            ))),
+        }
+    }
+}
+
 /// The validated configuration of a [`Security`](crate::Security) handle.
 ///
 /// Build it with [`SecurityConfig::builder`] or [`SecurityConfig::from_env`].
@@ -93,6 +147,8 @@ pub struct SecurityConfig {
     pub(crate) login_max_failures_per_account: u32,
     pub(crate) login_max_failures_per_address: u32,
     pub(crate) login_throttle_window: Duration,
+    pub(crate) validation_mode: ValidationMode,
+    pub(crate) sync_interval: Duration,
     pub(crate) password_policy: PasswordPolicy,
 }
 
@@ -126,6 +182,8 @@ impl std::fmt::Debug for SecurityConfig {
                 &self.login_max_failures_per_address,
             )
             .field("login_throttle_window", &self.login_throttle_window)
+            .field("validation_mode", &self.validation_mode)
+            .field("sync_interval", &self.sync_interval)
             .field("password_policy", &self.password_policy)
             .finish()
     }
@@ -229,6 +287,22 @@ impl SecurityConfig {
             )?;
             b = b.login_throttle_window(Duration::from_secs(secs));
         }
+        if let Some(v) = get("JWT_VALIDATION_MODE") {
+            b = b.validation_mode(v.parse()?);
+        }
+        if let Some(v) = get("JWT_SYNC_INTERVAL_MS") {
+            let ms = v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (10..=60_000).contains(ms))
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "JWT_SYNC_INTERVAL_MS must be a whole number of milliseconds from 10 to 60000, got {v:?}"
+                    ))
+                })?;
+            b = b.sync_interval(Duration::from_millis(ms));
+        }
         b = b.password_policy(PasswordPolicy::from_lookup(&lookup)?);
         Ok(b)
     }
@@ -323,6 +397,16 @@ impl SecurityConfig {
     pub fn login_throttle_window(&self) -> Duration {
         self.login_throttle_window
     }
+    /// How access tokens are checked after their signature: in the store
+    /// on every request, or against the synced in-memory view.
+    pub fn validation_mode(&self) -> ValidationMode {
+        self.validation_mode
+    }
+    /// Synced mode: how often the revocation feed is polled (and, with
+    /// push signals, checked besides them).
+    pub fn sync_interval(&self) -> Duration {
+        self.sync_interval
+    }
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
     }
@@ -370,6 +454,8 @@ pub struct SecurityConfigBuilder {
     login_max_failures_per_account: Option<u32>,
     login_max_failures_per_address: Option<u32>,
     login_throttle_window: Option<Duration>,
+    validation_mode: ValidationMode,
+    sync_interval: Option<Duration>,
     password_policy: Option<PasswordPolicy>,
 }
 
@@ -536,6 +622,21 @@ impl SecurityConfigBuilder {
         self.login_throttle_window = Some(window);
         self
     }
+    /// How access tokens are checked after their signature (default
+    /// [`ValidationMode::Strict`]; `JWT_VALIDATION_MODE`).
+    pub fn validation_mode(mut self, mode: ValidationMode) -> Self {
+        self.validation_mode = mode;
+        self
+    }
+    /// Synced mode: how often the revocation feed is polled (default
+    /// 250 ms, from 10 ms to 60 s; `JWT_SYNC_INTERVAL_MS`). With SQLite and
+    /// MySQL it bounds how long a revocation made on another instance
+    /// takes to be seen here; PostgreSQL and Redis signal changes at once
+    /// and the poll only backs them up.
+    pub fn sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = Some(interval);
+        self
+    }
     /// If no secret is given, generate a random one for this process and log
     /// a loud warning. Refused when the environment is `Production`.
     pub fn generate_development_secret(mut self, enabled: bool) -> Self {
@@ -690,6 +791,12 @@ impl SecurityConfigBuilder {
             ));
         }
         let login_throttle_window = Duration::from_secs(window_secs);
+        let sync_interval = self.sync_interval.unwrap_or(Duration::from_millis(250));
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&sync_interval) {
+            return Err(Error::config(
+                "the sync interval must be from 10 milliseconds to 60 seconds",
+            ));
+        }
         let password_policy = self.password_policy.unwrap_or_default();
         password_policy.validate()?;
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
@@ -717,6 +824,8 @@ impl SecurityConfigBuilder {
             login_max_failures_per_account,
             login_max_failures_per_address,
             login_throttle_window,
+            validation_mode: self.validation_mode,
+            sync_interval,
             password_policy,
         })
     }
@@ -959,6 +1068,34 @@ mod tests {
     }
 
     const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn validation_mode_defaults_to_strict_and_reads_its_variables() {
+        let cfg = SecurityConfig::builder()
+            .secret(TEST_SECRET)
+            .build()
+            .unwrap();
+        assert_eq!(cfg.validation_mode(), ValidationMode::Strict);
+        assert_eq!(cfg.sync_interval(), Duration::from_millis(250));
+        let cfg = SecurityConfig::builder_from_lookup(lookup(&[
+            ("JWT_SECRET_KEY", TEST_SECRET),
+            ("JWT_VALIDATION_MODE", " Synced "),
+            ("JWT_SYNC_INTERVAL_MS", "50"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(cfg.validation_mode(), ValidationMode::Synced);
+        assert_eq!(cfg.sync_interval(), Duration::from_millis(50));
+        for (name, value) in [
+            ("JWT_VALIDATION_MODE", "lazy"),
+            ("JWT_SYNC_INTERVAL_MS", "5"),
+            ("JWT_SYNC_INTERVAL_MS", "soon"),
+        ] {
+            let err = SecurityConfig::builder_from_lookup(lookup(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
 
     #[test]
     fn missing_secret_is_an_error_unless_development_generation_is_allowed() {

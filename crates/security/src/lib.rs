@@ -189,6 +189,20 @@
 //! uncounted. Usernames and addresses are only ever stored and logged as
 //! hashed [`ThrottleKey`]s. Settings: [`SecurityConfigBuilder::login_max_failures_per_account`]
 //! and its neighbours, or the `LOGIN_*` variables of [`SecurityConfig::from_env`].
+//!
+//! # Validation modes
+//!
+//! [`ValidationMode::Strict`] (the default) reads the token's record on
+//! every [`Security::validate_token`]. [`ValidationMode::Synced`]
+//! (`JWT_VALIDATION_MODE=synced`) keeps an in-memory view of the
+//! revocations in force, loaded at start and kept current by the store's
+//! [`RevocationFeed`] (PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub, a polled
+//! change log on SQLite and MySQL), so a request costs about what
+//! [`Security::validate_jwt_stateless`] costs. A revocation made anywhere
+//! is seen everywhere within the feed's delay (and at once by the instance
+//! that made it); when the feed is lost the instance checks every request
+//! in the store until it has reloaded the view. See the module docs of
+//! [`RevocationFeed`] and the README's "Validation modes".
 #![deny(missing_docs)]
 
 mod config;
@@ -204,7 +218,7 @@ mod users;
 #[cfg(feature = "axum")]
 pub mod http;
 
-pub use config::{Environment, SecurityConfig, SecurityConfigBuilder, redact_url};
+pub use config::{Environment, SecurityConfig, SecurityConfigBuilder, ValidationMode, redact_url};
 pub use error::{Error, InvalidTokenReason, Result, StoreError};
 pub use manager::{SecurityStatus, get_security_status, setup_security};
 #[cfg(feature = "metrics")]
@@ -214,6 +228,7 @@ pub use password::{
 };
 pub use throttle::{LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, ThrottleWindow};
 pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
+pub use tokens::feed::{Revocation, RevocationBatch, RevocationFeed};
 pub use tokens::jwt::JwtCodec;
 pub use tokens::key_file::{KeyFile, KeyFileEntry, KeyMaterial, KeyStatus};
 pub use tokens::keys::{KeySet, MAX_KID_BYTES, SigningKey};

@@ -52,6 +52,14 @@ pub struct SecurityStatus {
     pub algorithm: Option<String>,
     /// True when a throw-away development secret is in use.
     pub development_secret: bool,
+    /// `"strict"` or `"synced"` ([`ValidationMode`](crate::ValidationMode)), if initialised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation_mode: Option<&'static str>,
+    /// Synced mode: `"synced"` when the in-memory revocation view is
+    /// current, `"resyncing"` while it loads or after its feed was lost
+    /// (requests are then checked in the store, as in strict mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_view: Option<&'static str>,
 }
 
 impl SecurityStatus {
@@ -73,6 +81,8 @@ pub async fn get_security_status(security: Option<&Security>) -> SecurityStatus 
             store_latency_ms: None,
             algorithm: None,
             development_secret: false,
+            validation_mode: None,
+            revocation_view: None,
         };
     };
     let ping = security.ping_store().await;
@@ -88,5 +98,9 @@ pub async fn get_security_status(security: Option<&Security>) -> SecurityStatus 
         store_latency_ms: ping.ok().map(|d| d.as_secs_f64() * 1000.0),
         algorithm: Some(format!("{:?}", security.config().algorithm())),
         development_secret: security.config().uses_generated_secret(),
+        validation_mode: Some(security.config().validation_mode().as_str()),
+        revocation_view: security
+            .revocation_view_synced()
+            .map(|synced| if synced { "synced" } else { "resyncing" }),
     }
 }

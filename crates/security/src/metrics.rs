@@ -153,7 +153,7 @@ mod enabled {
     /// | metric | labels | what it counts |
     /// |---|---|---|
     /// | `fastcore_security_logins_total` | `outcome`: `success`, `bad_credentials`, `throttled`, `error` | login attempts ([`Security::begin_login`](crate::Security::begin_login) and the [`LoginAttempt`](crate::LoginAttempt) verdict) |
-    /// | `fastcore_security_token_validations_total` | `mode`: `strict`, `stateless`; `token_type`: `access`, `refresh`, `any`; `outcome`: `valid` or the refusal's [`Error::code`](crate::Error::code) | token validations |
+    /// | `fastcore_security_token_validations_total` | `mode`: `strict`, `synced`, `stateless`; `token_type`: `access`, `refresh`, `any`; `outcome`: `valid` or the refusal's [`Error::code`](crate::Error::code) | token validations |
     /// | `fastcore_security_refreshes_total` | `outcome`: `rotated`, `grace`, `reused`, `rejected` | refresh attempts |
     /// | `fastcore_security_refresh_reuse_detections_total` | | spent refresh tokens presented again (each revoked a session) |
     /// | `fastcore_security_revocations_total` | `kind`: `token`, `session`, `other_sessions`, `user`, `reuse` | revocations (one per call, however many tokens it ended) |
@@ -267,7 +267,7 @@ mod enabled {
             registry.register("logins", "Login attempts, by outcome", self.logins.clone());
             registry.register(
                 "token_validations",
-                "Token validations, by mode (strict: with the store; stateless: signature and claims only), expected token type and outcome (valid, or the error code)",
+                "Token validations, by mode (strict: with the store; synced: with the in-memory revocation view; stateless: signature and claims only), expected token type and outcome (valid, or the error code)",
                 self.validations.clone(),
             );
             registry.register(

@@ -392,6 +392,8 @@ mod postgres {
             [
                 "_fastcore_security_migrations",
                 "fastcore_login_throttle",
+                "fastcore_revocation_log",
+                "fastcore_revocation_seq",
                 "fastcore_tokens",
                 "fastcore_user_cutoffs"
             ]
@@ -400,7 +402,7 @@ mod postgres {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 3);
+        assert_eq!(applied, 4);
     }
 }
 
@@ -472,6 +474,8 @@ mod mysql {
             [
                 "_fastcore_security_migrations",
                 "fastcore_login_throttle",
+                "fastcore_revocation_log",
+                "fastcore_revocation_seq",
                 "fastcore_tokens",
                 "fastcore_user_cutoffs"
             ]
@@ -480,7 +484,7 @@ mod mysql {
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(applied, 3);
+        assert_eq!(applied, 4);
     }
 
     /// A value longer than its column is refused, never truncated (which a

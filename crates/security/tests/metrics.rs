@@ -311,6 +311,30 @@ async fn stateless_validations_have_their_own_mode_label() {
     ), "{text}");
 }
 
+/// A handle in synced mode counts its validations as `mode="synced"`, so a
+/// dashboard can tell which instances skip the store.
+#[tokio::test]
+async fn synced_validations_have_their_own_mode_label() {
+    let config = config_builder()
+        .validation_mode(fastcore_security::ValidationMode::Synced)
+        .build()
+        .unwrap();
+    let security = memory_security_with(config);
+    let pair = security.create_token_pair("42", None).await.unwrap();
+    security
+        .validate_token(
+            &pair.access_token,
+            Some(fastcore_security::TokenType::Access),
+        )
+        .await
+        .unwrap();
+    let text = security.metrics().encode();
+    assert!(text.contains(
+        r#"fastcore_security_token_validations_total{mode="synced",token_type="access",outcome="valid"} 1"#
+    ), "{text}");
+    assert!(!text.contains(r#"mode="strict""#), "{text}");
+}
+
 #[tokio::test]
 async fn two_handles_count_apart() {
     let one = memory_security();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
-use fastcore_security::Algorithm;
+use fastcore_security::{Algorithm, ValidationMode};
 
 use crate::connections::ConnectionLimits;
 use crate::database::{DEFAULT_DATABASE_URL, DEFAULT_REDIS_PREFIX, OpenOptions};
@@ -262,6 +262,28 @@ pub struct ServeArgs {
     #[arg(long, env = "LOGIN_THROTTLE_WINDOW_SECONDS", value_name = "DURATION",
           value_parser = parse_throttle_window)]
     pub login_throttle_window: Option<Duration>,
+
+    /// How access tokens are checked after their signature: `strict` reads
+    /// the token's record on every request; `synced` answers from an
+    /// in-memory view of the revocations that the database's change feed
+    /// keeps current (PostgreSQL LISTEN/NOTIFY, Redis pub/sub, polling on
+    /// SQLite and MySQL), falling back to strict checks whenever the feed
+    /// is lost. See the README's "Validation modes". [default: strict]
+    #[arg(long, env = "JWT_VALIDATION_MODE", value_name = "MODE",
+          value_parser = parse_validation_mode)]
+    pub validation_mode: Option<ValidationMode>,
+
+    /// Synced mode: how often the change feed is read besides its signals
+    /// (SQLite and MySQL have none: it is their propagation delay), from
+    /// 10ms to 60s; also `JWT_SYNC_INTERVAL_MS`. [default: 250ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub sync_interval: Option<Duration>,
+}
+
+/// Parses `--validation-mode` (`strict` or `synced`).
+pub fn parse_validation_mode(text: &str) -> Result<ValidationMode, String> {
+    text.parse()
+        .map_err(|e: fastcore_security::Error| e.to_string())
 }
 
 /// Parses `--login-throttle-window`: a duration like [`parse_duration`]'s,
@@ -655,6 +677,24 @@ mod tests {
         assert!(
             Cli::try_parse_from(["fastcore-security", "--redis-prefix", "", "migrate"]).is_err()
         );
+    }
+
+    #[test]
+    fn validation_mode_flags_parse() {
+        let serve = |extra: &[&str]| {
+            let args = ["fastcore-security", "serve"].iter().chain(extra);
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Serve(args) => args,
+                _ => panic!("serve parses as serve"),
+            })
+        };
+        let args = serve(&["--validation-mode", "synced", "--sync-interval", "50ms"]).unwrap();
+        assert_eq!(args.validation_mode, Some(ValidationMode::Synced));
+        assert_eq!(args.sync_interval, Some(Duration::from_millis(50)));
+        let args = serve(&["--validation-mode", "STRICT"]).unwrap();
+        assert_eq!(args.validation_mode, Some(ValidationMode::Strict));
+        assert!(serve(&["--validation-mode", "lazy"]).is_err());
+        assert!(serve(&["--sync-interval", "0"]).is_err());
     }
 
     #[test]

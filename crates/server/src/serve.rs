@@ -17,7 +17,8 @@ use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
 use fastcore_security::http::{metrics_router, openapi_router};
 use fastcore_security::{
-    AuthState, Environment, PasswordHasher, Security, SecurityConfig, auth_router, redact_url,
+    AuthState, Environment, PasswordHasher, Security, SecurityConfig, ValidationMode, auth_router,
+    redact_url,
 };
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -77,12 +78,25 @@ pub fn app_with_body_timeout(
     users: Arc<Authenticator>,
     body_timeout: Duration,
 ) -> Router {
-    // Every route the server answers is in the description it serves.
+    app_with_routes(security, users, body_timeout, Router::new())
+}
+
+/// [`app_with_body_timeout`], with `routes` (an application's own, or the
+/// HTTP benchmark's) served beside the auth endpoints, behind the same
+/// layers.
+pub fn app_with_routes(
+    security: Security,
+    users: Arc<Authenticator>,
+    body_timeout: Duration,
+    routes: Router,
+) -> Router {
+    // Every auth route the server answers is in the description it serves.
     let spec = crate::openapi::spec();
     let metrics = metrics_router(security.clone());
     auth_router(AuthState::new(security, users))
         .merge(openapi_router(&spec))
         .merge(metrics)
+        .merge(routes)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -174,6 +188,12 @@ pub async fn serve(
         max_failures_per_address = config.login_max_failures_per_address(),
         window_s = config.login_throttle_window().as_secs(),
         "login throttle"
+    );
+    tracing::info!(
+        mode = config.validation_mode().as_str(),
+        sync_interval_ms = (config.validation_mode() == ValidationMode::Synced)
+            .then(|| config.sync_interval().as_millis()),
+        "token validation"
     );
     let users = db.users();
     let authenticator = Arc::new(Authenticator::new(
@@ -268,6 +288,12 @@ fn config_from_env(database_url: &str, args: &ServeArgs) -> anyhow::Result<Secur
     }
     if let Some(window) = args.login_throttle_window {
         builder = builder.login_throttle_window(window);
+    }
+    if let Some(mode) = args.validation_mode {
+        builder = builder.validation_mode(mode);
+    }
+    if let Some(interval) = args.sync_interval {
+        builder = builder.sync_interval(interval);
     }
     let production =
         Environment::from_lookup(|name| std::env::var(name).ok()) == Environment::Production;

@@ -167,6 +167,7 @@ async fn shutdown_closes_idle_and_half_sent_connections_without_waiting() {
             shutdown_timeout: LONG,
             ..limits(LONG, LONG)
         },
+        ..TestOptions::default()
     })
     .await;
     let mut silent = connect(&server).await;
@@ -201,6 +202,7 @@ async fn shutdown_drops_a_stuck_request_after_the_shutdown_timeout() {
             shutdown_timeout: SHORT,
             ..limits(LONG, LONG)
         },
+        ..TestOptions::default()
     })
     .await;
     // A request whose body never comes: in progress until the body timeout.

@@ -6,8 +6,9 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestOptions, TestServer};
 use fastcore_security::TokenType;
+use fastcore_security::ValidationMode;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
@@ -592,4 +593,54 @@ async fn an_access_token_cannot_refresh_and_a_refresh_token_cannot_authenticate(
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(server.me(&refresh).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// `serve --validation-mode synced`: the log-out through an instance is
+/// refused by it at once; another instance on the same database (synced,
+/// polling every 50 ms here) refuses it within a deadline; `/health` tells
+/// the mode and the view's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_mode_refuses_logged_out_tokens_on_every_instance() {
+    let synced = TestOptions {
+        validation_mode: ValidationMode::Synced,
+        ..TestOptions::default()
+    };
+    let one = TestServer::start_with(synced).await;
+    let url = one.temp.as_ref().unwrap().url();
+    let two = TestServer::start_on_with(&url, &Default::default(), synced).await;
+    one.add_user("ada", PASSWORD).await;
+    for server in [&one, &two] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let health: Value = server
+                .client
+                .get(server.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(health["validation_mode"], "synced");
+            if health["revocation_view"] == "synced" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{health}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let (access, _) = one.tokens("ada", PASSWORD).await;
+    for server in [&one, &two, &one, &two] {
+        assert_eq!(server.me(&access).await.status(), StatusCode::OK);
+    }
+    assert!(one.logout(&access).await.status().is_success());
+    assert_eq!(one.me(&access).await.status(), StatusCode::UNAUTHORIZED);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while two.me(&access).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not refused by instance two"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::SecurityConfig;
+use crate::config::ValidationMode;
 use crate::error::{Error, InvalidTokenReason, Result};
 use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
@@ -21,6 +22,7 @@ use crate::tokens::store::{
     MAX_IP_BYTES, MAX_USER_AGENT_BYTES, Rotation, SessionMeta, TimeoutStore, TokenRecord,
     TokenStore,
 };
+use crate::tokens::view::{RevocationView, Verdict, ViewedStore};
 
 /// Longest `sub` accepted when issuing a token, in bytes.
 pub const MAX_SUBJECT_BYTES: usize = 1024;
@@ -60,6 +62,8 @@ struct Inner {
     throttle: Arc<dyn LoginThrottle>,
     /// What this handle counts (nothing without the `metrics` feature).
     metrics: Recorder,
+    /// Synced mode: the in-memory revocation view.
+    view: Option<Arc<RevocationView>>,
 }
 
 impl std::fmt::Debug for Security {
@@ -190,11 +194,21 @@ impl Security {
             config.store_timeout(),
             metrics.clone(),
         ));
+        let view = match config.validation_mode() {
+            ValidationMode::Strict => None,
+            ValidationMode::Synced => Some(start_view(&config, store.as_ref())?),
+        };
         let store: Arc<dyn TokenStore> = Arc::new(TimeoutStore::new(
             store,
             config.store_timeout(),
             metrics.clone(),
         ));
+        // Synced mode: revocations through this handle reach its view
+        // before the call returns.
+        let store: Arc<dyn TokenStore> = match &view {
+            Some(view) => Arc::new(ViewedStore::new(store, Arc::clone(view))),
+            None => store,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -203,6 +217,7 @@ impl Security {
                 passwords,
                 throttle,
                 metrics,
+                view,
             }),
         })
     }
@@ -239,6 +254,7 @@ impl Security {
                 passwords: self.inner.passwords.clone(),
                 throttle,
                 metrics: self.inner.metrics.clone(),
+                view: self.inner.view.clone(),
             }),
         }
     }
@@ -525,21 +541,60 @@ impl Security {
     /// expected type, `jti` and `sub` present, and the store's record exists,
     /// matches and is not revoked. A store failure is
     /// [`Error::StoreUnavailable`], never a token error.
+    ///
+    /// In [synced mode](ValidationMode::Synced) an access token is checked
+    /// against the in-memory revocation view instead whenever the view can
+    /// tell (fresh, token seen on record before, not near a cut-off of its
+    /// user); the answers are the same as strict mode's, a revocation made
+    /// elsewhere being seen within the feed's delay.
     pub async fn validate_token(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
         let result = self.validate_stateful(token, expected).await;
-        self.inner.metrics.validation("strict", expected, &result);
+        let mode = match self.inner.view {
+            Some(_) => "synced",
+            None => "strict",
+        };
+        self.inner.metrics.validation(mode, expected, &result);
         result
     }
 
     async fn validate_stateful(&self, token: &str, expected: Option<TokenType>) -> Result<Claims> {
         let claims = self.inner.codec.verify(token, expected)?;
-        let record = self.checked_record(&claims).await?;
+        let view = match &self.inner.view {
+            Some(view) if claims.token_type == TokenType::Access => view,
+            _ => {
+                self.strict_check(&claims).await?;
+                return Ok(claims);
+            }
+        };
+        match view.check(&claims) {
+            Verdict::Live => Ok(claims),
+            Verdict::Revoked => Err(Error::RevokedToken),
+            Verdict::AskStore => {
+                self.strict_check(&claims).await?;
+                // A revocation committed after the read above comes through
+                // the feed, and the view's revoked set outranks this entry.
+                view.remember(&claims);
+                Ok(claims)
+            }
+        }
+    }
+
+    /// The store's verdict on verified claims (strict mode's check).
+    async fn strict_check(&self, claims: &Claims) -> Result<()> {
+        let record = self.checked_record(claims).await?;
         // A refresh token that was exchanged is spent; only the refresh
         // endpoint looks at it again (for reuse detection).
         if record.consumed_at.is_some() {
             return Err(Error::RevokedToken);
         }
-        Ok(claims)
+        Ok(())
+    }
+
+    /// Synced mode: whether the revocation view is current (`Some(false)`
+    /// while it loads or after its feed was lost: requests are then checked
+    /// in the store); `None` in strict mode.
+    pub fn revocation_view_synced(&self) -> Option<bool> {
+        self.inner.view.as_ref().map(|view| view.is_fresh())
     }
 
     /// Stateless validation: signature and claims only, no store lookup (the
@@ -964,6 +1019,30 @@ impl Security {
         self.inner.store.ping().await?;
         Ok(started.elapsed())
     }
+}
+
+/// Starts the revocation view of synced mode on the store's feed.
+fn start_view(config: &SecurityConfig, store: &dyn TokenStore) -> Result<Arc<RevocationView>> {
+    let feed = store.revocation_feed().ok_or_else(|| {
+        Error::config(format!(
+            "JWT_VALIDATION_MODE=synced needs a store with a revocation feed; the {} store has none \
+             (use strict)",
+            store.backend()
+        ))
+    })?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::config(
+            "synced validation runs a background task: build Security inside a Tokio runtime",
+        ));
+    }
+    let interval = config.sync_interval();
+    // Either side of a cut-off, `iat` cannot tell whether the store's
+    // cut-off covers a token: clocks of instances differ (up to the leeway
+    // we tolerate) and an insert may take up to the store timeout.
+    let margin = config.leeway() + config.store_timeout();
+    let view = Arc::new(RevocationView::new(interval, margin));
+    view.start(feed, interval, config.store_timeout());
+    Ok(view)
 }
 
 /// Whether `client` could be the client a session last saw: compares what

@@ -19,7 +19,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fastcore_security::{Security, SecurityConfig};
+use fastcore_security::{Security, SecurityConfig, ValidationMode};
 use fastcore_security_server::connections::{ConnectionLimits, serve_connections};
 use fastcore_security_server::database::{Database, OpenOptions};
 use fastcore_security_server::serve::app_with_body_timeout;
@@ -75,6 +75,7 @@ pub fn config(url: &str) -> SecurityConfig {
 pub struct TestOptions {
     pub body_timeout: Duration,
     pub limits: ConnectionLimits,
+    pub validation_mode: ValidationMode,
 }
 
 impl Default for TestOptions {
@@ -82,6 +83,7 @@ impl Default for TestOptions {
         Self {
             body_timeout: fastcore_security_server::problem::DEFAULT_BODY_TIMEOUT,
             limits: ConnectionLimits::default(),
+            validation_mode: ValidationMode::Strict,
         }
     }
 }
@@ -138,7 +140,14 @@ impl TestServer {
         let db = Database::open_with(url, open)
             .await
             .unwrap_or_else(|e| panic!("the database opens: {e:#}"));
-        let security = db.security(config(url)).expect("security");
+        let config = SecurityConfig::builder()
+            .secret(SECRET)
+            .database_url(url)
+            .validation_mode(options.validation_mode)
+            .sync_interval(Duration::from_millis(50))
+            .build()
+            .expect("a valid test configuration");
+        let security = db.security(config).expect("security");
         let users = Arc::new(Authenticator::new(db.users(), security.passwords().clone()));
         let router = app_with_body_timeout(security.clone(), users, options.body_timeout);
         let (base, stop, served) = serve_in_background(router, options.limits).await;

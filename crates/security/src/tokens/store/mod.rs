@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result, StoreError};
 use crate::throttle::LoginThrottle;
 use crate::tokens::claims::TokenType;
+use crate::tokens::feed::RevocationFeed;
 
 mod memory;
 #[cfg(feature = "mysql")]
@@ -230,6 +231,20 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Keys are [`ThrottleKey`](crate::ThrottleKey)s: hashes, never a
     /// username or an address.
     fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {
+        None
+    }
+
+    /// The store's change feed of revocations, which
+    /// [synced validation](crate::ValidationMode::Synced) follows to keep
+    /// each instance's in-memory view current. `None` (the default) means
+    /// the store has none, and synced mode refuses to start on it.
+    ///
+    /// A store that offers one must report every revocation it commits
+    /// (by [`revoke`](TokenStore::revoke), [`revoke_family`](TokenStore::revoke_family),
+    /// [`revoke_user`](TokenStore::revoke_user) and
+    /// [`cut_off_user`](TokenStore::cut_off_user)) in its change sequence,
+    /// written atomically with the revocation; see [`RevocationFeed`].
+    fn revocation_feed(&self) -> Option<Arc<dyn RevocationFeed>> {
         None
     }
 }

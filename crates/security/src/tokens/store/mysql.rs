@@ -19,6 +19,9 @@ use super::{
 };
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
+use crate::tokens::feed::{
+    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after, seq_of,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/mysql");
 
@@ -424,18 +427,26 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        let done = retry_deadlocks(|| {
-            sqlx::query(concat!(
+        let changed = retry_deadlocks(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let changed = sqlx::query(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
                 not_cut_off!()
             ))
             .bind(at)
             .bind(jti.as_bytes())
-            .execute(&self.pool)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                log_revocation(&mut tx, "token", jti, at).await?;
+            }
+            tx.commit().await?;
+            Ok(changed)
         })
         .await
         .map_err(|e| StoreError::new("revoke", e))?;
-        Ok(done.rows_affected() > 0)
+        Ok(changed > 0)
     }
 
     async fn rotate(
@@ -456,7 +467,8 @@ impl TokenStore for MySqlTokenStore {
         if user_id.len() > MAX_USER_ID_BYTES {
             return Ok(());
         }
-        retry_deadlocks(|| {
+        retry_deadlocks(|| async move {
+            let mut tx = self.pool.begin().await?;
             sqlx::query(
                 "INSERT INTO fastcore_user_cutoffs (user_id, generation, revoked_at) \
                  VALUES (?, 1, ?) \
@@ -465,7 +477,10 @@ impl TokenStore for MySqlTokenStore {
             )
             .bind(user_id.as_bytes())
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
+            .await?;
+            log_revocation(&mut tx, "cutoff", user_id, at).await?;
+            tx.commit().await
         })
         .await
         .map_err(|e| StoreError::new("cut_off_user", e))?;
@@ -473,19 +488,26 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        let done = retry_deadlocks(|| {
-            sqlx::query(concat!(
+        retry_deadlocks(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let changed = sqlx::query(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = ? \
                  WHERE family_id = ? AND revoked_at IS NULL",
                 not_cut_off!()
             ))
             .bind(at)
             .bind(family_id.as_bytes())
-            .execute(&self.pool)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                log_revocation(&mut tx, "family", family_id, at).await?;
+            }
+            tx.commit().await?;
+            Ok(changed)
         })
         .await
-        .map_err(|e| StoreError::new("revoke_family", e))?;
-        Ok(done.rows_affected())
+        .map_err(|e| StoreError::new("revoke_family", e))
     }
 
     async fn revoke_user(
@@ -495,8 +517,9 @@ impl TokenStore for MySqlTokenStore {
         at: i64,
     ) -> Result<u64, StoreError> {
         let except_family = except_family.map(str::as_bytes);
-        let done = retry_deadlocks(|| {
-            sqlx::query(concat!(
+        retry_deadlocks(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let changed = sqlx::query(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = ? \
                  WHERE user_id = ? AND revoked_at IS NULL \
                  AND (? IS NULL OR family_id IS NULL OR family_id <> ?)",
@@ -506,11 +529,17 @@ impl TokenStore for MySqlTokenStore {
             .bind(user_id.as_bytes())
             .bind(except_family)
             .bind(except_family)
-            .execute(&self.pool)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                log_revocation(&mut tx, "user", user_id, at).await?;
+            }
+            tx.commit().await?;
+            Ok(changed)
         })
         .await
-        .map_err(|e| StoreError::new("revoke_user", e))?;
-        Ok(done.rows_affected())
+        .map_err(|e| StoreError::new("revoke_user", e))
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
@@ -542,6 +571,15 @@ impl TokenStore for MySqlTokenStore {
         })
         .await
         .map_err(|e| StoreError::new("purge_expired", e))?;
+        // The change log's old entries go too (not counted: not records).
+        retry_deadlocks(|| {
+            sqlx::query("DELETE FROM fastcore_revocation_log WHERE at < ? ORDER BY at LIMIT ?")
+                .bind(before.saturating_sub(LOG_RETENTION_SECS))
+                .bind(batch)
+                .execute(&self.pool)
+        })
+        .await
+        .map_err(|e| StoreError::new("purge_expired", e))?;
         Ok(done.rows_affected())
     }
 
@@ -557,6 +595,148 @@ impl TokenStore for MySqlTokenStore {
         Some(std::sync::Arc::new(
             crate::throttle::mysql::MySqlLoginThrottle::new(self.pool.clone()),
         ))
+    }
+
+    fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
+        Some(std::sync::Arc::new(MySqlFeed {
+            pool: self.pool.clone(),
+        }))
+    }
+}
+
+/// Records a revocation that changed something in the change log, inside
+/// its transaction. The counter's row lock, held to the commit, orders the
+/// numbers (see the migration `..._revocation_log`); it is always the last
+/// lock the transaction takes, so it adds no deadlock cycle.
+async fn log_revocation(
+    tx: &mut sqlx::MySqlConnection,
+    kind: &'static str,
+    subject: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE fastcore_revocation_seq SET seq = LAST_INSERT_ID(seq + 1) WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    let seq: u64 = sqlx::query_scalar("SELECT LAST_INSERT_ID()")
+        .fetch_one(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT IGNORE INTO fastcore_revocation_log (seq, kind, subject, at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(kind)
+    .bind(subject.as_bytes())
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Rows of (id bytes, number) as (id, number).
+fn decode_pairs(rows: Vec<(Vec<u8>, i64)>) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    rows.into_iter()
+        .map(|(id, n)| Ok((utf8("subject", id)?, n)))
+        .collect()
+}
+
+/// The MySQL store's revocation feed: polls the change log (MySQL has no
+/// notifications).
+#[derive(Debug)]
+struct MySqlFeed {
+    pool: MySqlPool,
+}
+
+impl MySqlFeed {
+    async fn head(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT seq FROM fastcore_revocation_seq WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+    }
+}
+
+#[async_trait]
+impl RevocationFeed for MySqlFeed {
+    async fn snapshot(&self, expiring_after: i64) -> Result<RevocationBatch, StoreError> {
+        let err = |e| StoreError::new("revocation_snapshot", e);
+        // The cursor first: a change committing meanwhile is read again
+        // by the next catch-up. (Each statement is its own transaction, so
+        // REPEATABLE READ gives each a fresh snapshot.)
+        let head = self.head().await.map_err(err)?;
+        let tokens: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT jti, expires_at FROM fastcore_tokens \
+             WHERE expires_at > ? AND revoked_at IS NOT NULL",
+        )
+        .bind(expiring_after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let cutoffs: Vec<(Vec<u8>, i64)> =
+            sqlx::query_as("SELECT user_id, revoked_at FROM fastcore_user_cutoffs")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        Ok(batch(
+            cursor_of(head),
+            decode_pairs(tokens).map_err(err)?,
+            decode_pairs(cutoffs).map_err(err)?,
+        ))
+    }
+
+    async fn changes_since(&self, cursor: u64) -> Result<Option<RevocationBatch>, StoreError> {
+        let err = |e| StoreError::new("revocation_changes", e);
+        let after = seq_of(cursor);
+        let head = self.head().await.map_err(err)?;
+        if head == after {
+            return Ok(Some(RevocationBatch {
+                cursor,
+                revocations: Vec::new(),
+            }));
+        }
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM fastcore_revocation_log WHERE seq > ?")
+                .bind(after)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+        // Behind the trimmed log, or ahead of the store (restored from a
+        // backup): only a new snapshot is right.
+        if head < after || first != Some(after + 1) {
+            return Ok(None);
+        }
+        let expiring = expiring_after();
+        let mut query = sqlx::query_as(
+            "SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.jti = l.subject \
+               WHERE l.kind = 'token' AND l.seq > ? AND l.seq <= ? \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > ? \
+             UNION SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.family_id = l.subject \
+               WHERE l.kind = 'family' AND l.seq > ? AND l.seq <= ? \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > ? \
+             UNION SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.user_id = l.subject \
+               WHERE l.kind = 'user' AND l.seq > ? AND l.seq <= ? \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > ?",
+        );
+        for _ in 0..3 {
+            query = query.bind(after).bind(head).bind(expiring);
+        }
+        let tokens: Vec<(Vec<u8>, i64)> = query.fetch_all(&self.pool).await.map_err(err)?;
+        let cutoffs: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT c.user_id, c.revoked_at FROM fastcore_revocation_log l \
+             JOIN fastcore_user_cutoffs c ON c.user_id = l.subject \
+             WHERE l.kind = 'cutoff' AND l.seq > ? AND l.seq <= ?",
+        )
+        .bind(after)
+        .bind(head)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(Some(batch(
+            cursor_of(head),
+            decode_pairs(tokens).map_err(err)?,
+            decode_pairs(cutoffs).map_err(err)?,
+        )))
     }
 }
 

@@ -10,6 +10,12 @@ use sqlx::{Row, migrate::Migrator};
 use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
+use crate::tokens::feed::{
+    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after, seq_of,
+};
+
+/// The channel revocations are signalled on (`pg_notify` at commit).
+const CHANNEL: &str = "fastcore_revocations";
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -278,16 +284,25 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
+        let err = |e| StoreError::new("revoke", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
         let done = sqlx::query(concat!(
             "UPDATE fastcore_tokens SET revoked_at = $1 WHERE jti = $2 AND revoked_at IS NULL",
             not_cut_off!()
         ))
         .bind(at)
         .bind(jti)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::new("revoke", e))?;
-        Ok(done.rows_affected() > 0)
+        .map_err(err)?;
+        let changed = done.rows_affected() > 0;
+        if changed {
+            log_revocation(&mut tx, "token", jti, at)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(changed)
     }
 
     async fn rotate(
@@ -309,6 +324,8 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
+        let err = |e| StoreError::new("cut_off_user", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
         sqlx::query(
             "INSERT INTO fastcore_user_cutoffs (user_id, generation, revoked_at) \
              VALUES ($1, 1, $2) \
@@ -318,14 +335,19 @@ impl TokenStore for PostgresTokenStore {
         )
         .bind(user_id)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::new("cut_off_user", e))?;
+        .map_err(err)?;
+        log_revocation(&mut tx, "cutoff", user_id, at)
+            .await
+            .map_err(err)?;
+        tx.commit().await.map_err(err)?;
         Ok(())
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
         let err = |e| StoreError::new("revoke_family", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
         let mut changed: Vec<Option<String>> = sqlx::query_scalar(concat!(
             "UPDATE fastcore_tokens SET revoked_at = $1 \
              WHERE family_id = $2 AND revoked_at IS NULL",
@@ -334,7 +356,7 @@ impl TokenStore for PostgresTokenStore {
         ))
         .bind(at)
         .bind(family_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(err)?;
         // See `successors`: the children of tokens a rotation consumed while
@@ -350,10 +372,16 @@ impl TokenStore for PostgresTokenStore {
             .bind(at)
             .bind(family_id)
             .bind(next)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(err)?;
         }
+        if count > 0 {
+            log_revocation(&mut tx, "family", family_id, at)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
         Ok(count)
     }
 
@@ -364,6 +392,7 @@ impl TokenStore for PostgresTokenStore {
         at: i64,
     ) -> Result<u64, StoreError> {
         let err = |e| StoreError::new("revoke_user", e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
         let mut changed: Vec<Option<String>> = sqlx::query_scalar(concat!(
             "UPDATE fastcore_tokens SET revoked_at = $1 \
              WHERE user_id = $2 AND revoked_at IS NULL \
@@ -374,7 +403,7 @@ impl TokenStore for PostgresTokenStore {
         .bind(at)
         .bind(user_id)
         .bind(except_family)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(err)?;
         let mut count = 0;
@@ -390,10 +419,16 @@ impl TokenStore for PostgresTokenStore {
             .bind(user_id)
             .bind(except_family)
             .bind(next)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(err)?;
         }
+        if count > 0 {
+            log_revocation(&mut tx, "user", user_id, at)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
         Ok(count)
     }
 
@@ -428,6 +463,16 @@ impl TokenStore for PostgresTokenStore {
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::new("purge_expired", e))?;
+        // The change log's old entries go too (not counted: not records).
+        sqlx::query(
+            "DELETE FROM fastcore_revocation_log WHERE seq IN \
+             (SELECT seq FROM fastcore_revocation_log WHERE at < $1 LIMIT $2)",
+        )
+        .bind(before.saturating_sub(LOG_RETENTION_SECS))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("purge_expired", e))?;
         Ok(done.rows_affected())
     }
 
@@ -443,5 +488,162 @@ impl TokenStore for PostgresTokenStore {
         Some(std::sync::Arc::new(
             crate::throttle::postgres::PostgresLoginThrottle::new(self.pool.clone()),
         ))
+    }
+
+    fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
+        Some(std::sync::Arc::new(PostgresFeed {
+            pool: self.pool.clone(),
+        }))
+    }
+}
+
+/// Records a revocation that changed something in the change log, inside
+/// its transaction, and signals it (delivered at commit). The counter's row
+/// lock, held to the commit, orders the numbers (see the migration
+/// `..._revocation_log`).
+async fn log_revocation(
+    tx: &mut sqlx::PgConnection,
+    kind: &'static str,
+    subject: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE fastcore_revocation_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO fastcore_revocation_log (seq, kind, subject, at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(seq)
+    .bind(kind)
+    .bind(subject)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The PostgreSQL store's revocation feed: the change log, read on each
+/// `NOTIFY` and at every poll.
+#[derive(Debug)]
+struct PostgresFeed {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl RevocationFeed for PostgresFeed {
+    async fn snapshot(&self, expiring_after: i64) -> Result<RevocationBatch, StoreError> {
+        let err = |e| StoreError::new("revocation_snapshot", e);
+        // The cursor first: a change committing meanwhile is read again
+        // by the next catch-up.
+        let head: i64 = sqlx::query_scalar("SELECT seq FROM fastcore_revocation_seq WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        let tokens: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT jti, expires_at FROM fastcore_tokens \
+             WHERE expires_at > $1 AND revoked_at IS NOT NULL",
+        )
+        .bind(expiring_after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let cutoffs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT user_id, revoked_at FROM fastcore_user_cutoffs")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        Ok(batch(cursor_of(head), tokens, cutoffs))
+    }
+
+    async fn changes_since(&self, cursor: u64) -> Result<Option<RevocationBatch>, StoreError> {
+        let err = |e| StoreError::new("revocation_changes", e);
+        let after = seq_of(cursor);
+        let head: i64 = sqlx::query_scalar("SELECT seq FROM fastcore_revocation_seq WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        if head == after {
+            return Ok(Some(RevocationBatch {
+                cursor,
+                revocations: Vec::new(),
+            }));
+        }
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM fastcore_revocation_log WHERE seq > $1")
+                .bind(after)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+        // Behind the trimmed log, or ahead of the store (restored from a
+        // backup): only a new snapshot is right.
+        if head < after || first != Some(after + 1) {
+            return Ok(None);
+        }
+        let tokens: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.jti = l.subject \
+               WHERE l.kind = 'token' AND l.seq > $1 AND l.seq <= $2 \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > $3 \
+             UNION SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.family_id = l.subject \
+               WHERE l.kind = 'family' AND l.seq > $1 AND l.seq <= $2 \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > $3 \
+             UNION SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.user_id = l.subject \
+               WHERE l.kind = 'user' AND l.seq > $1 AND l.seq <= $2 \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > $3",
+        )
+        .bind(after)
+        .bind(head)
+        .bind(expiring_after())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let cutoffs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.user_id, c.revoked_at FROM fastcore_revocation_log l \
+             JOIN fastcore_user_cutoffs c ON c.user_id = l.subject \
+             WHERE l.kind = 'cutoff' AND l.seq > $1 AND l.seq <= $2",
+        )
+        .bind(after)
+        .bind(head)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(Some(batch(cursor_of(head), tokens, cutoffs)))
+    }
+
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        let err = |e| StoreError::new("revocation_subscribe", e);
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(err)?;
+        // A lost connection must end the subscription (so the reader
+        // reloads what it missed), not be replaced silently.
+        listener.eager_reconnect(false);
+        listener.listen(CHANNEL).await.map_err(err)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = listener.try_recv() => match received {
+                        Ok(Some(_)) => {
+                            // Full: a wake-up is pending already.
+                            let _ = tx.try_send(());
+                        }
+                        // Lost, or failed: dropping `tx` tells the reader.
+                        Ok(None) | Err(_) => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Some(rx))
     }
 }

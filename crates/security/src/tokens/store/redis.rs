@@ -16,6 +16,7 @@ use redis::{Client, Script};
 use super::{Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
+use crate::tokens::feed::{Revocation, RevocationBatch, RevocationFeed, cursor_of, expiring_after};
 
 /// Each connection attempt gives up after this long.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
@@ -175,6 +176,52 @@ local function put(k, jti, exp, revoked, fields, gen, now_s, now_ms)
     if gen > 0 then outlive(k.cut, exp, now_ms) end
   end
 end
+-- The revocation feed of synced validation (see `tokens::feed`): a script
+-- collects what it revoked and, at its end, writes it under one new
+-- number, then signals the instances that follow the feed. Under `base`
+-- (`P rev:`): `seq` the counter; `log` the change log, a sorted set scored
+-- by number whose members are `<n> t <exp> <jti>` (a token revoked) or
+-- `<n> c <at> <user>` (a cut-off), keeping the last LOG_KEEP numbers;
+-- `tok` the revoked tokens scored by exp, trimmed as they expire; `cut`
+-- each user's latest cut-off. The signal goes to `base .. 'signal'`.
+local LOG_KEEP = 100000
+local function changes(base)
+  local self, tokens, cuts = {}, {}, {}
+  function self.token(jti, exp)
+    tokens[#tokens + 1] = {jti, exp}
+  end
+  function self.cutoff(user, at)
+    cuts[#cuts + 1] = {user, at}
+  end
+  function self.commit()
+    if #tokens == 0 and #cuts == 0 then return end
+    local seq = redis.call('INCR', base .. 'seq')
+    local now_s = server_now()
+    local log, tok = {}, {}
+    for _, t in ipairs(tokens) do
+      log[#log + 1] = seq
+      log[#log + 1] = seq .. ' t ' .. t[2] .. ' ' .. t[1]
+      tok[#tok + 1] = t[2]
+      tok[#tok + 1] = t[1]
+    end
+    for _, c in ipairs(cuts) do
+      log[#log + 1] = seq
+      log[#log + 1] = seq .. ' c ' .. c[2] .. ' ' .. c[1]
+      redis.call('HSET', base .. 'cut', c[1], c[2])
+    end
+    -- Score/member pairs, a thousand values (500 pairs) per call.
+    for i = 1, #log, 1000 do
+      redis.call('ZADD', base .. 'log', unpack(log, i, math.min(i + 999, #log)))
+    end
+    for i = 1, #tok, 1000 do
+      redis.call('ZADD', base .. 'tok', unpack(tok, i, math.min(i + 999, #tok)))
+    end
+    redis.call('ZREMRANGEBYSCORE', base .. 'tok', '-inf', '(' .. (now_s - GRACE))
+    redis.call('ZREMRANGEBYSCORE', base .. 'log', '-inf', seq - LOG_KEEP)
+    redis.call('PUBLISH', base .. 'signal', seq)
+  end
+  return self
+end
 ";
 
 /// KEYS: record, user index, expiry index, user's cut-off, [family index].
@@ -204,8 +251,8 @@ return f
 ";
 
 /// KEYS: record. ARGV: jti, at, user index prefix, family index prefix,
-/// cut-off key prefix. Returns 1 if the record was not revoked before (by
-/// itself or by a cut-off, whose time it keeps).
+/// cut-off key prefix, feed prefix. Returns 1 if the record was not
+/// revoked before (by itself or by a cut-off, whose time it keeps).
 const LUA_REVOKE: &str = r"
 local f = read(KEYS[1], ARGV[5])
 if not f then return 0 end
@@ -213,6 +260,9 @@ local changed = 0
 if not f[F_REVOKED] then
   redis.call('HSET', KEYS[1], 'revoked', ARGV[2])
   changed = 1
+  local feed = changes(ARGV[6])
+  feed.token(ARGV[1], f[F_EXP])
+  feed.commit()
 end
 unindex(ARGV[3], ARGV[4], ARGV[1], f[F_USER], f[3])
 return changed
@@ -249,7 +299,7 @@ end
 return {2, false, false}
 ";
 
-/// KEYS: user's cut-off, user index. ARGV: at.
+/// KEYS: user's cut-off, user index. ARGV: at, feed prefix, user id.
 ///
 /// One write: the generation goes up, and every record issued under an
 /// older one reads as revoked at `at` (see `read`); records issued from
@@ -277,20 +327,23 @@ else
   local until_ms = math.max(mine, index, now_ms + GRACE * 1000)
   redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', until_ms))
 end
+local feed = changes(ARGV[2])
+feed.cutoff(ARGV[3], ARGV[1])
+feed.commit()
 return 1
 ";
 
 /// KEYS: family index. ARGV: record key prefix, at, family id, user index
-/// prefix, cut-off key prefix. The record's own `family` is checked: an
+/// prefix, cut-off key prefix, feed prefix. The record's own `family` is checked: an
 /// index member may be stale. Every member leaves the index: revoked,
 /// already revoked (by itself or by its user's cut-off), or stale.
 const LUA_REVOKE_FAMILY: &str = r"
 local now_s = server_now()
 trim(KEYS[1], now_s)
-local n, gone, cuts = 0, removals(), {}
+local n, gone, cuts, feed = 0, removals(), {}, changes(ARGV[6])
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
-  local f = redis.call('HMGET', key, 'user', 'family', 'revoked', 'gen')
+  local f = redis.call('HMGET', key, 'user', 'family', 'revoked', 'gen', 'exp')
   if f[2] == ARGV[3] then
     local revoked = f[3]
     if not revoked and f[1] then
@@ -300,17 +353,20 @@ for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     if not revoked then
       redis.call('HSET', key, 'revoked', ARGV[2])
       n = n + 1
+      if f[5] then feed.token(jti, f[5]) end
     end
     if f[1] then gone.add(ARGV[4] .. f[1], jti) end
   end
 end
 gone.run()
+feed.commit()
 redis.call('UNLINK', KEYS[1])
 return n
 ";
 
 /// KEYS: user index, user's cut-off. ARGV: record key prefix, at, user id,
-/// '1' if a session is kept else '0', the kept session, family index prefix.
+/// '1' if a session is kept else '0', the kept session, family index
+/// prefix, feed prefix.
 /// Only the kept session's unrevoked tokens stay in the index (without a
 /// kept session, every member leaves, so the index is deleted whole).
 /// Tokens the user's cut-off revoked are not revoked again (they keep its
@@ -320,10 +376,10 @@ local now_s = server_now()
 trim(KEYS[1], now_s)
 local cut = cutoff(KEYS[2])
 local keep = ARGV[4] == '1'
-local n, gone = 0, removals()
+local n, gone, feed = 0, removals(), changes(ARGV[7])
 for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. jti
-  local f = redis.call('HMGET', key, 'user', 'family', 'revoked', 'gen')
+  local f = redis.call('HMGET', key, 'user', 'family', 'revoked', 'gen', 'exp')
   if f[1] ~= ARGV[3] then
     -- Stale: the record is gone, or is another user's.
     if keep then gone.add(KEYS[1], jti) end
@@ -333,6 +389,7 @@ for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       if not revoked then
         redis.call('HSET', key, 'revoked', ARGV[2])
         n = n + 1
+        if f[5] then feed.token(jti, f[5]) end
       end
       if keep then gone.add(KEYS[1], jti) end
       if f[2] then gone.add(ARGV[6] .. f[2], jti) end
@@ -340,6 +397,7 @@ for _, jti in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 gone.run()
+feed.commit()
 -- Without a kept session every member left: drop the index whole.
 if not keep then redis.call('UNLINK', KEYS[1]) end
 return n
@@ -396,6 +454,37 @@ end
 return n
 ";
 
+/// KEYS: feed counter, revoked tokens, cut-offs. ARGV: expiring after.
+/// Returns `{head, token count, jti, exp, ..., user, at, ...}`, all
+/// strings, read at one instant.
+const LUA_FEED_SNAPSHOT: &str = r"
+local out = {redis.call('GET', KEYS[1]) or '0'}
+local tok = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+out[2] = tostring(#tok / 2)
+for i = 1, #tok do out[#out + 1] = tok[i] end
+local cut = redis.call('HGETALL', KEYS[3])
+for i = 1, #cut do out[#out + 1] = cut[i] end
+return out
+";
+
+/// KEYS: feed counter, change log. ARGV: cursor. Returns `{head,
+/// entries...}` (strings): the log entries after the cursor up to the head,
+/// or `{'-1'}` when the log no longer holds them all (trimmed, or the
+/// counter went back: a reset Redis) and the reader must take a snapshot.
+const LUA_FEED_CHANGES: &str = r"
+local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+local cursor = tonumber(ARGV[1])
+if head == cursor then return {tostring(head)} end
+if head < cursor then return {'-1'} end
+local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #first == 0 or tonumber(first[2]) ~= cursor + 1 then return {'-1'} end
+local out = {tostring(head)}
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. cursor, head)) do
+  out[#out + 1] = entry
+end
+return out
+";
+
 /// Index entries a purge looks at beyond its batch, to step over entries
 /// of records Redis has already expired.
 const PURGE_LOOKAHEAD: u64 = 1000;
@@ -409,6 +498,8 @@ static REVOKE_FAMILY: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_
 static REVOKE_USER: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_REVOKE_USER));
 static LIST_LIVE: LazyLock<Script> = LazyLock::new(|| script_with_index(LUA_LIST_LIVE));
 static PURGE: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_PURGE));
+static FEED_SNAPSHOT: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_FEED_SNAPSHOT));
+static FEED_CHANGES: LazyLock<Script> = LazyLock::new(|| Script::new(LUA_FEED_CHANGES));
 
 /// `body` after the index helpers and the grace period.
 fn script_with_index(body: &str) -> Script {
@@ -443,6 +534,10 @@ fn script_with_index(body: &str) -> Script {
 /// | `P fam:<family id>` | sorted set | the jtis of the session's unrevoked tokens, scored by `exp` | with its longest-lived record |
 /// | `P exp` | sorted set | every jti, scored by `exp`, for [`purge_expired`](TokenStore::purge_expired) | with its longest-lived record |
 /// | `P ucut:<user id>` | hash | `gen` and `revoked`: the user's [cut-off](TokenStore::cut_off_user) generation and when it was last raised | no earlier than every record it revokes (see below) |
+/// | `P rev:seq` | string | the number of the latest revocation, for [synced validation](crate::ValidationMode::Synced)'s [feed](crate::RevocationFeed) | never |
+/// | `P rev:log` | sorted set | the change log: `<n> t <exp> <jti>` (a token revoked) and `<n> c <at> <user id>` (a cut-off), scored by number | the last 100 000 numbers are kept |
+/// | `P rev:tok` | sorted set | revoked jtis scored by `exp`, for the feed's snapshots | members trimmed [grace](Self::RECORD_GRACE_SECS) after `exp` |
+/// | `P rev:cut` | hash | user id -> time of the user's latest cut-off, for the snapshots | never (one field per user ever cut off, as the SQL stores keep a row) |
 ///
 /// Ids go into key names verbatim: Redis keys are binary safe, the part
 /// after the prefix names its kind (`tok:`, `user:`, `fam:`, `ucut:`), and no
@@ -497,7 +592,8 @@ fn script_with_index(body: &str) -> Script {
 /// is kept at least as long as the user's index (which outlives every
 /// unrevoked record of the user), and each record issued afterwards
 /// extends it to its own expiry. So it lives as long as the user's tokens
-/// do, and a user who is no longer issued tokens leaves nothing behind.
+/// do, and a user who is no longer issued tokens leaves nothing behind but
+/// the field of `rev:cut` that the revocation feed reads.
 /// Tokens a cut-off revoked keep its time: revoking them again (by token,
 /// session or user) counts nothing and leaves `revoked_at` as it was, and
 /// walks take them out of the indexes.
@@ -511,6 +607,8 @@ fn script_with_index(body: &str) -> Script {
 #[derive(Clone)]
 pub struct RedisTokenStore {
     con: ConnectionManager,
+    /// For the revocation feed's pub/sub connection.
+    client: Client,
     keys: KeyLayout,
 }
 
@@ -523,6 +621,8 @@ struct KeyLayout {
     family: Vec<u8>,
     expiry: Vec<u8>,
     cutoff: Vec<u8>,
+    /// The revocation feed's keys start with this (`P rev:`).
+    feed: Vec<u8>,
 }
 
 impl KeyLayout {
@@ -535,6 +635,7 @@ impl KeyLayout {
             family: with("fam:"),
             expiry: with("exp"),
             cutoff: with("ucut:"),
+            feed: with("rev:"),
         }
     }
 
@@ -615,6 +716,7 @@ impl RedisTokenStore {
             .map_err(|e| StoreError::new("connect", e))?;
         let store = Self {
             con,
+            client,
             keys: KeyLayout::new(prefix),
         };
         store.ping().await?;
@@ -756,6 +858,7 @@ impl TokenStore for RedisTokenStore {
             .arg(&self.keys.user)
             .arg(&self.keys.family)
             .arg(&self.keys.cutoff)
+            .arg(&self.keys.feed)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke", e))?;
@@ -798,6 +901,8 @@ impl TokenStore for RedisTokenStore {
             .key(self.keys.cutoff(user_id))
             .key(self.keys.user(user_id))
             .arg(at)
+            .arg(&self.keys.feed)
+            .arg(user_id)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("cut_off_user", e))?;
@@ -812,6 +917,7 @@ impl TokenStore for RedisTokenStore {
             .arg(family_id)
             .arg(&self.keys.user)
             .arg(&self.keys.cutoff)
+            .arg(&self.keys.feed)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke_family", e))
@@ -832,6 +938,7 @@ impl TokenStore for RedisTokenStore {
             .arg(if except_family.is_some() { "1" } else { "0" })
             .arg(except_family.unwrap_or_default())
             .arg(&self.keys.family)
+            .arg(&self.keys.feed)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revoke_user", e))
@@ -887,11 +994,168 @@ impl TokenStore for RedisTokenStore {
             crate::throttle::redis::RedisLoginThrottle::new(self.con.clone(), &self.keys.prefix),
         ))
     }
+
+    fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
+        Some(std::sync::Arc::new(RedisFeed {
+            con: self.con.clone(),
+            client: self.client.clone(),
+            feed: self.keys.feed.clone(),
+        }))
+    }
+}
+
+/// The Redis store's revocation feed: the change log the revoking scripts
+/// write (see the key layout), read on each pub/sub signal and at every
+/// poll.
+struct RedisFeed {
+    con: ConnectionManager,
+    client: Client,
+    /// `P rev:`.
+    feed: Vec<u8>,
+}
+
+impl RedisFeed {
+    fn key(&self, name: &str) -> Vec<u8> {
+        [self.feed.as_slice(), name.as_bytes()].concat()
+    }
+}
+
+/// One entry of the change log (`<n> t <exp> <jti>` or `<n> c <at> <user>`).
+fn parse_log_entry(entry: &str) -> Option<Revocation> {
+    let mut parts = entry.splitn(4, ' ');
+    let _seq = parts.next()?;
+    let kind = parts.next()?;
+    let number: i64 = parts.next()?.parse().ok()?;
+    let id = parts.next()?.to_owned();
+    match kind {
+        "t" => Some(Revocation::Token {
+            jti: id,
+            expires_at: number,
+        }),
+        "c" => Some(Revocation::UserCutOff {
+            user_id: id,
+            at: number,
+        }),
+        _ => None,
+    }
+}
+
+fn parse_number(value: Option<&String>) -> Result<i64, StoreError> {
+    value
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| StoreError::new("revocation_feed", "unexpected answer from the script"))
+}
+
+#[async_trait]
+impl RevocationFeed for RedisFeed {
+    async fn snapshot(&self, expiring_after: i64) -> Result<RevocationBatch, StoreError> {
+        let out: Vec<String> = FEED_SNAPSHOT
+            .key(self.key("seq"))
+            .key(self.key("tok"))
+            .key(self.key("cut"))
+            .arg(expiring_after)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(|e| StoreError::new("revocation_snapshot", e))?;
+        let head = parse_number(out.first())?;
+        let count = usize::try_from(parse_number(out.get(1))?).unwrap_or(0);
+        let tokens_end = 2 + 2 * count;
+        let tokens = out.get(2..tokens_end).unwrap_or_default();
+        let cutoffs = out.get(tokens_end..).unwrap_or_default();
+        let mut revocations = Vec::with_capacity(count + cutoffs.len() / 2);
+        for pair in tokens.chunks_exact(2) {
+            revocations.push(Revocation::Token {
+                jti: pair[0].clone(),
+                expires_at: parse_number(pair.get(1))?,
+            });
+        }
+        for pair in cutoffs.chunks_exact(2) {
+            revocations.push(Revocation::UserCutOff {
+                user_id: pair[0].clone(),
+                at: parse_number(pair.get(1))?,
+            });
+        }
+        Ok(RevocationBatch {
+            cursor: cursor_of(head),
+            revocations,
+        })
+    }
+
+    async fn changes_since(&self, cursor: u64) -> Result<Option<RevocationBatch>, StoreError> {
+        let out: Vec<String> = FEED_CHANGES
+            .key(self.key("seq"))
+            .key(self.key("log"))
+            .arg(cursor)
+            .invoke_async(&mut self.con.clone())
+            .await
+            .map_err(|e| StoreError::new("revocation_changes", e))?;
+        let head = parse_number(out.first())?;
+        if head < 0 {
+            return Ok(None);
+        }
+        let expiring = expiring_after();
+        let revocations = out[1..]
+            .iter()
+            .filter_map(|entry| parse_log_entry(entry))
+            .filter(|r| match r {
+                Revocation::Token { expires_at, .. } => *expires_at > expiring,
+                Revocation::UserCutOff { .. } => true,
+            })
+            .collect();
+        Ok(Some(RevocationBatch {
+            cursor: cursor_of(head),
+            revocations,
+        }))
+    }
+
+    async fn subscribe(&self) -> Result<Option<tokio::sync::mpsc::Receiver<()>>, StoreError> {
+        let err = |e| StoreError::new("revocation_subscribe", e);
+        let mut pubsub = self.client.get_async_pubsub().await.map_err(err)?;
+        pubsub.subscribe(self.key("signal")).await.map_err(err)?;
+        let mut messages = pubsub.into_on_message();
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            loop {
+                tokio::select! {
+                    message = messages.next() => match message {
+                        // Full: a wake-up is pending already.
+                        Some(_) => { let _ = tx.try_send(()); }
+                        // The connection is gone: dropping `tx` tells the reader.
+                        None => return,
+                    },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_log_entries_parse_with_any_id() {
+        assert_eq!(
+            parse_log_entry("7 t 1700000000 a jti with spaces"),
+            Some(Revocation::Token {
+                jti: "a jti with spaces".into(),
+                expires_at: 1_700_000_000
+            })
+        );
+        assert_eq!(
+            parse_log_entry("8 c 1700000001 user:1"),
+            Some(Revocation::UserCutOff {
+                user_id: "user:1".into(),
+                at: 1_700_000_001
+            })
+        );
+        for bad in ["", "1", "1 t", "1 t x y", "1 x 5 id", "1 t 5"] {
+            assert_eq!(parse_log_entry(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn keys_are_the_prefix_a_kind_and_the_id_verbatim() {

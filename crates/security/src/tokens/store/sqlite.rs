@@ -13,6 +13,9 @@ use sqlx::{Row, migrate::Migrator};
 use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
+use crate::tokens::feed::{
+    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after, seq_of,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -98,11 +101,23 @@ impl SqliteTokenStore {
         // migrating one new file at once both apply a migration, and the
         // second fails on the migrations table's key. Its transaction rolled
         // back and the winner's committed, so running again finds the
-        // migration applied (and checks its checksum).
+        // migration applied (and checks its checksum). A racer can lose
+        // once per migration (each run gets one further), so it may retry
+        // as often as there are migrations.
+        // Two racers that both read the migrations table and then both
+        // write deadlock in SQLite, which answers one of them "busy" at
+        // once (no busy timeout applies): it runs again after a pause.
+        let max_retries = 2 * migrator.migrations.len() + 8;
         let mut retries = 0;
         loop {
             match migrator.run(&self.pool).await {
-                Err(err) if retries < 3 && lost_migration_race(&err) => retries += 1,
+                Err(err) if retries < max_retries && lost_migration_race(&err) => {
+                    retries += 1;
+                    if migration_busy(&err) {
+                        tokio::time::sleep(std::time::Duration::from_millis(10 * retries as u64))
+                            .await;
+                    }
+                }
                 done => {
                     return done
                         .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
@@ -121,13 +136,35 @@ fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = next {
         if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
-            && (db.is_unique_violation() || db.message().starts_with("duplicate column name"))
+            && (db.is_unique_violation()
+                || db.message().starts_with("duplicate column name")
+                || busy_code(db.code().as_deref()))
         {
             return true;
         }
         next = cause.source();
     }
     false
+}
+
+/// Whether a migration failed on SQLite's lock (see [`lost_migration_race`]).
+fn migration_busy(err: &sqlx::migrate::MigrateError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
+            && busy_code(db.code().as_deref())
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// SQLITE_BUSY (5) and its extended codes (517: BUSY_SNAPSHOT, 261:
+/// BUSY_RECOVERY), SQLITE_LOCKED (6).
+fn busy_code(code: Option<&str>) -> bool {
+    matches!(code, Some("5" | "6" | "261" | "517"))
 }
 
 /// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock.
@@ -244,17 +281,18 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL \
              AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
                  WHERE c.user_id = fastcore_tokens.user_id), 0)",
         )
         .bind(at)
-        .bind(jti)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("revoke", e))?;
-        Ok(done.rows_affected() > 0)
+        .bind(jti);
+        let changed = self
+            .logged(update, "token", jti, at)
+            .await
+            .map_err(|e| StoreError::new("revoke", e))?;
+        Ok(changed > 0)
     }
 
     async fn rotate(
@@ -301,32 +339,31 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        let update = sqlx::query(
             "INSERT INTO fastcore_user_cutoffs (user_id, generation, revoked_at) VALUES (?, 1, ?) \
              ON CONFLICT (user_id) DO UPDATE SET generation = generation + 1, \
              revoked_at = excluded.revoked_at",
         )
         .bind(user_id)
-        .bind(at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("cut_off_user", e))?;
+        .bind(at);
+        self.logged(update, "cutoff", user_id, at)
+            .await
+            .map_err(|e| StoreError::new("cut_off_user", e))?;
         Ok(())
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE fastcore_tokens SET revoked_at = ? \
              WHERE family_id = ? AND revoked_at IS NULL \
              AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
                  WHERE c.user_id = fastcore_tokens.user_id), 0)",
         )
         .bind(at)
-        .bind(family_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("revoke_family", e))?;
-        Ok(done.rows_affected())
+        .bind(family_id);
+        self.logged(update, "family", family_id, at)
+            .await
+            .map_err(|e| StoreError::new("revoke_family", e))
     }
 
     async fn revoke_user(
@@ -335,7 +372,7 @@ impl TokenStore for SqliteTokenStore {
         except_family: Option<&str>,
         at: i64,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        let update = sqlx::query(
             "UPDATE fastcore_tokens SET revoked_at = ? \
              WHERE user_id = ? AND revoked_at IS NULL \
              AND (? IS NULL OR family_id IS NULL OR family_id <> ?) \
@@ -345,11 +382,10 @@ impl TokenStore for SqliteTokenStore {
         .bind(at)
         .bind(user_id)
         .bind(except_family)
-        .bind(except_family)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::new("revoke_user", e))?;
-        Ok(done.rows_affected())
+        .bind(except_family);
+        self.logged(update, "user", user_id, at)
+            .await
+            .map_err(|e| StoreError::new("revoke_user", e))
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {
@@ -379,6 +415,16 @@ impl TokenStore for SqliteTokenStore {
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::new("purge_expired", e))?;
+        // The change log's old entries go too (not counted: not records).
+        sqlx::query(
+            "DELETE FROM fastcore_revocation_log WHERE seq IN \
+             (SELECT seq FROM fastcore_revocation_log WHERE at < ? LIMIT ?)",
+        )
+        .bind(before.saturating_sub(LOG_RETENTION_SECS))
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::new("purge_expired", e))?;
         Ok(done.rows_affected())
     }
 
@@ -394,5 +440,140 @@ impl TokenStore for SqliteTokenStore {
         Some(std::sync::Arc::new(
             crate::throttle::sqlite::SqliteLoginThrottle::new(self.pool.clone()),
         ))
+    }
+
+    fn revocation_feed(&self) -> Option<std::sync::Arc<dyn RevocationFeed>> {
+        Some(std::sync::Arc::new(SqliteFeed {
+            pool: self.pool.clone(),
+        }))
+    }
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl SqliteTokenStore {
+    /// Runs a revoking statement and, if it changed anything, records the
+    /// change in the revocation log, in one transaction (see the migration
+    /// `..._revocation_log`). Returns the rows the statement changed.
+    async fn logged(
+        &self,
+        update: SqliteQuery<'_>,
+        kind: &'static str,
+        subject: &str,
+        at: i64,
+    ) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // The first statement writes, so the transaction holds SQLite's
+        // write lock from here: log numbers commit in order.
+        let changed = update.execute(&mut *tx).await?.rows_affected();
+        if changed > 0 {
+            let seq: i64 = sqlx::query_scalar(
+                "UPDATE fastcore_revocation_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO fastcore_revocation_log (seq, kind, subject, at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(seq)
+            .bind(kind)
+            .bind(subject)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
+/// The SQLite store's revocation feed: polls the change log.
+#[derive(Debug)]
+struct SqliteFeed {
+    pool: SqlitePool,
+}
+
+#[async_trait]
+impl RevocationFeed for SqliteFeed {
+    async fn snapshot(&self, expiring_after: i64) -> Result<RevocationBatch, StoreError> {
+        let err = |e| StoreError::new("revocation_snapshot", e);
+        // The cursor first: a change committing meanwhile is read again
+        // by the next catch-up.
+        let head: i64 = sqlx::query_scalar("SELECT seq FROM fastcore_revocation_seq WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        let tokens: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT jti, expires_at FROM fastcore_tokens \
+             WHERE expires_at > ? AND revoked_at IS NOT NULL",
+        )
+        .bind(expiring_after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let cutoffs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT user_id, revoked_at FROM fastcore_user_cutoffs")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+        Ok(batch(cursor_of(head), tokens, cutoffs))
+    }
+
+    async fn changes_since(&self, cursor: u64) -> Result<Option<RevocationBatch>, StoreError> {
+        let err = |e| StoreError::new("revocation_changes", e);
+        let after = seq_of(cursor);
+        let head: i64 = sqlx::query_scalar("SELECT seq FROM fastcore_revocation_seq WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(err)?;
+        if head == after {
+            return Ok(Some(RevocationBatch {
+                cursor,
+                revocations: Vec::new(),
+            }));
+        }
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM fastcore_revocation_log WHERE seq > ?")
+                .bind(after)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+        // Behind the trimmed log, or ahead of the store (restored from a
+        // backup): only a new snapshot is right.
+        if head < after || first != Some(after + 1) {
+            return Ok(None);
+        }
+        let tokens: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.jti = l.subject \
+               WHERE l.kind = 'token' AND l.seq > ?1 AND l.seq <= ?2 \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > ?3 \
+             UNION SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.family_id = l.subject \
+               WHERE l.kind = 'family' AND l.seq > ?1 AND l.seq <= ?2 \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > ?3 \
+             UNION SELECT t.jti, t.expires_at FROM fastcore_revocation_log l \
+               JOIN fastcore_tokens t ON t.user_id = l.subject \
+               WHERE l.kind = 'user' AND l.seq > ?1 AND l.seq <= ?2 \
+               AND t.revoked_at IS NOT NULL AND t.expires_at > ?3",
+        )
+        .bind(after)
+        .bind(head)
+        .bind(expiring_after())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        let cutoffs: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.user_id, c.revoked_at FROM fastcore_revocation_log l \
+             JOIN fastcore_user_cutoffs c ON c.user_id = l.subject \
+             WHERE l.kind = 'cutoff' AND l.seq > ? AND l.seq <= ?",
+        )
+        .bind(after)
+        .bind(head)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        Ok(Some(batch(cursor_of(head), tokens, cutoffs)))
     }
 }

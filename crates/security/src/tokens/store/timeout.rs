@@ -161,4 +161,9 @@ impl TokenStore for TimeoutStore {
     fn login_throttle(&self) -> Option<Arc<dyn LoginThrottle>> {
         self.inner.login_throttle()
     }
+
+    fn revocation_feed(&self) -> Option<Arc<dyn crate::tokens::feed::RevocationFeed>> {
+        // The sync task bounds each feed call itself.
+        self.inner.revocation_feed()
+    }
 }
