@@ -138,8 +138,8 @@ pub use users::{Credentials, PasswordAuthenticator, UserAuthentication, UserDire
 
 #[cfg(feature = "axum")]
 pub use http::{
-    AuthRejection, AuthState, ClientIp, CurrentUser, RefreshTokenData, TokenData, auth_router,
-    jwks_router,
+    AuthRejection, AuthState, ClientIp, CookieConfig, CookieConfigBuilder, CookieSameSite,
+    CurrentUser, RefreshTokenData, TokenData, auth_router, jwks_router,
 };
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).

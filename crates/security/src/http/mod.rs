@@ -26,11 +26,13 @@
 //! ```
 
 mod body;
+mod cookie;
 mod extract;
 mod jwks;
 mod rejection;
 mod routes;
 
+pub use self::cookie::{CookieConfig, CookieConfigBuilder, CookieSameSite, DEFAULT_COOKIE_PATH};
 pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
 pub use jwks::{JWKS_PATH, jwks_router};
 pub use rejection::AuthRejection;
