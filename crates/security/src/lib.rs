@@ -95,6 +95,15 @@
 //! uncounted. Usernames and addresses are only ever stored and logged as
 //! hashed [`ThrottleKey`]s. Settings: [`SecurityConfigBuilder::login_max_failures_per_account`]
 //! and its neighbours, or the `LOGIN_*` variables of [`SecurityConfig::from_env`].
+//!
+//! # Browser apps
+//!
+//! [`AuthState::with_cookies`] puts the refresh token in an `HttpOnly`,
+//! `Secure`, `SameSite=Strict` cookie scoped to `/auth` instead of the
+//! token response's body; refresh and logout accept it from the cookie
+//! after a cross-site request check (`Sec-Fetch-Site`, then `Origin`
+//! against an allow-list; 403 `csrf_check_failed`). See [`CookieConfig`]
+//! and `examples/cookies.rs`.
 #![deny(missing_docs)]
 
 mod config;
