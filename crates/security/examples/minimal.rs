@@ -4,8 +4,10 @@
 //! ```sh
 //! JWT_SECRET_KEY=an-example-secret-that-is-at-least-32-bytes \
 //!   cargo run -p fastcore-security --example minimal
-//! curl -s localhost:3000/auth/login -d username=ada -d password=correct-horse
-//! curl -s localhost:3000/hello -H "Authorization: Bearer $ACCESS"
+//! ACCESS=$(curl -s localhost:3000/auth/login -d username=ada -d password=correct-horse \
+//!   | python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')
+//! curl -s localhost:3000/hello -H "Authorization: Bearer $ACCESS"    # needs the user
+//! curl -s localhost:3000/claims -H "Authorization: Bearer $ACCESS"   # the token's claims only
 //! ```
 //!
 //! The user model is a plain struct in a map; a real app would read its own
@@ -26,7 +28,7 @@ use serde::Serialize;
 /// The application's own user type. `Serialize` decides what `/auth/me`
 /// shows: never the hash.
 #[derive(Clone, Serialize)]
-struct User {
+pub(crate) struct User {
     id: u64,
     name: String,
     #[serde(skip)]
@@ -34,7 +36,7 @@ struct User {
 }
 
 /// The application's user table.
-struct Users(HashMap<u64, User>);
+pub(crate) struct Users(HashMap<u64, User>);
 
 #[async_trait::async_trait]
 impl UserDirectory for Users {
@@ -70,11 +72,9 @@ async fn claims(TokenData(claims): TokenData) -> Json<fastcore_security::Claims>
     Json(claims)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let config = SecurityConfig::builder_from_env()?
-        .database_url("sqlite::memory:")
-        .build()?;
+/// The app: two routes of its own and the auth router, over user `ada`
+/// (password `correct-horse`).
+pub(crate) async fn app(config: SecurityConfig) -> Result<Router> {
     let security = setup_security(config).await?;
 
     let ada = User {
@@ -89,16 +89,26 @@ async fn main() -> Result<()> {
     ));
 
     let state = AuthState::new(security, auth);
-    let app = Router::new()
+    Ok(Router::new()
         .route("/hello", get(hello))
         .route("/claims", get(claims))
         .with_state(state.clone())
-        .merge(auth_router(state));
+        .merge(auth_router(state)))
+}
 
+#[allow(dead_code)] // tests/examples.rs includes this file and calls `app` only.
+#[tokio::main]
+async fn main() -> Result<()> {
+    let config = SecurityConfig::builder_from_env()?
+        .database_url("sqlite::memory:")
+        .build()?;
+    let app = app(config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000")
         .await
         .map_err(|e| fastcore_security::Error::Config(format!("cannot listen: {e}")))?;
     println!("listening on http://127.0.0.1:3000 (user ada / correct-horse)");
+    // With connect info, session lists show each login's address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .await
         .map_err(|e| fastcore_security::Error::Internal(e.to_string()))

@@ -203,6 +203,15 @@
 //! that made it); when the feed is lost the instance checks every request
 //! in the store until it has reloaded the view. See the module docs of
 //! [`RevocationFeed`] and the README's "Validation modes".
+//!
+//! # Browser apps
+//!
+//! [`AuthState::with_cookies`] puts the refresh token in an `HttpOnly`,
+//! `Secure`, `SameSite=Strict` cookie scoped to `/auth` instead of the
+//! token response's body; refresh and logout accept it from the cookie
+//! after a cross-site request check (`Sec-Fetch-Site`, then `Origin`
+//! against an allow-list; 403 `csrf_check_failed`). See [`CookieConfig`]
+//! and `examples/cookies.rs`.
 #![deny(missing_docs)]
 
 mod config;
@@ -255,8 +264,8 @@ pub use http::metrics_router;
 pub use http::openapi;
 #[cfg(feature = "axum")]
 pub use http::{
-    AuthRejection, AuthRoute, AuthState, ClientIp, CurrentUser, RefreshTokenData, TokenData,
-    auth_router, jwks_router,
+    AuthRejection, AuthRoute, AuthState, ClientIp, CookieConfig, CookieConfigBuilder,
+    CookieSameSite, CurrentUser, RefreshTokenData, TokenData, auth_router, jwks_router,
 };
 
 /// The JWT signing algorithms (re-exported from `jsonwebtoken`).

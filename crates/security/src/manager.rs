@@ -52,7 +52,7 @@ pub struct SecurityStatus {
     pub algorithm: Option<String>,
     /// True when a throw-away development secret is in use.
     pub development_secret: bool,
-    /// `"strict"` or `"synced"` ([`ValidationMode`](crate::ValidationMode)), if initialised.
+    /// `"strict"` or `"synced"` (the validation mode), if initialised.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation_mode: Option<&'static str>,
     /// Synced mode: `"synced"` when the in-memory revocation view is

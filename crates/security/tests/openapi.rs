@@ -69,6 +69,7 @@ const KNOWN_CODES: &[&str] = &[
     "missing_token",
     "not_found",
     "body_too_large",
+    "csrf_check_failed",
 ];
 
 #[tokio::test]
@@ -521,4 +522,102 @@ async fn a_store_outage_is_answered_as_documented() {
             "{route:?}: {media}"
         );
     }
+}
+
+/// With the refresh cookie on, the router's answers (the cookie-mode token
+/// body, `Set-Cookie`, 403 `csrf_check_failed`) are in the same description.
+#[tokio::test]
+async fn cookie_mode_answers_are_documented() {
+    let security = memory_security();
+    let directory = TestDirectory::default();
+    directory.add("7", "seven", "");
+    let cookies = fastcore_security::CookieConfig::builder().build().unwrap();
+    let app = auth_router(auth_state(security.clone(), &directory).with_cookies(cookies))
+        .merge(openapi_router(&openapi()));
+    let (_, spec) = fetch_spec(&app).await;
+
+    // The cookie scheme, and the routes that accept it.
+    assert_eq!(
+        spec["components"]["securitySchemes"]["refreshCookie"]["in"],
+        "cookie"
+    );
+    for route in [AuthRoute::Refresh, AuthRoute::Logout] {
+        let security = &spec["paths"][route.path()][method_key(&route.method())]["security"];
+        assert!(
+            security
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s.get("refreshCookie").is_some()),
+            "{route:?}: {security}"
+        );
+    }
+
+    // A refresh by a cross-site page: 403 csrf_check_failed, documented.
+    for route in [AuthRoute::Refresh, AuthRoute::Logout] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(route.path())
+            .header("sec-fetch-site", "cross-site")
+            .header(header::ORIGIN, "https://evil.example")
+            .header(header::COOKIE, "__Secure-fastcore_refresh=x.y.z")
+            .body(Body::empty())
+            .unwrap();
+        let res = send(&app, request).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{route:?}");
+        let body = res.json();
+        let documented = &spec["paths"][route.path()][method_key(&route.method())]["responses"]["403"]
+            ["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]["code"]["enum"];
+        assert!(
+            documented
+                .as_array()
+                .is_some_and(|codes| codes.contains(&body["code"])),
+            "{route:?} answered 403 {body}, documented: {documented}"
+        );
+    }
+
+    // A refresh by cookie from the app's own page: the documented cookie
+    // body (no refresh_token) and Set-Cookie.
+    let pair = security.create_token_pair("7", None).await.unwrap();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/auth/refresh")
+        .header("sec-fetch-site", "same-origin")
+        .header(
+            header::COOKIE,
+            format!("__Secure-fastcore_refresh={}", pair.refresh_token),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let res = send(&app, request).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert!(res.header(header::SET_COOKIE).is_some());
+    let body = res.json();
+    let schema = &spec["components"]["schemas"]["CookieTokenResponse"];
+    let mut documented: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sent: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    documented.sort_unstable();
+    sent.sort_unstable();
+    assert_eq!(documented, sent);
+    let response = &spec["paths"]["/auth/refresh"]["post"]["responses"]["200"];
+    assert!(response["headers"]["Set-Cookie"].is_object(), "{response}");
+    let one_of = &response["content"]["application/json"]["schema"]["oneOf"];
+    assert!(
+        one_of
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["$ref"] == "#/components/schemas/CookieTokenResponse"),
+        "{one_of}"
+    );
 }

@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/bench/stateless", get(stateless))
         .route("/bench/token", get(token))
         .with_state(security.clone());
-    let router = app_with_routes(security, authenticator, DEFAULT_BODY_TIMEOUT, routes);
+    let router = app_with_routes(security, authenticator, DEFAULT_BODY_TIMEOUT, None, routes);
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("listening on http://{bind}");
     let shutdown = async {

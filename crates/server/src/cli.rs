@@ -278,6 +278,31 @@ pub struct ServeArgs {
     /// 10ms to 60s; also `JWT_SYNC_INTERVAL_MS`. [default: 250ms]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub sync_interval: Option<Duration>,
+
+    /// Browser apps: login and refresh put the refresh token in an
+    /// HttpOnly, Secure cookie (`__Secure-fastcore_refresh`, Path=/auth)
+    /// instead of the JSON body; /auth/refresh and /auth/logout accept it
+    /// from the cookie, for requests from the server's own origin (or an
+    /// --allowed-origin). Clients that send the refresh token in the body
+    /// keep getting it in the body. `true`/`false` in the environment.
+    #[arg(long, env = "FASTCORE_REFRESH_COOKIE")]
+    pub refresh_cookie: bool,
+
+    /// The refresh cookie's SameSite: `strict` or `lax`.
+    #[arg(long, env = "FASTCORE_REFRESH_COOKIE_SAME_SITE", value_name = "strict|lax",
+          default_value = "strict", value_parser = ["strict", "lax"])]
+    pub refresh_cookie_same_site: String,
+
+    /// An origin (`https://app.example.com`) whose pages may use the
+    /// refresh cookie although they are not the server's own origin; one
+    /// per flag, or comma-separated in the environment.
+    #[arg(
+        long = "allowed-origin",
+        env = "FASTCORE_ALLOWED_ORIGINS",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Parses `--validation-mode` (`strict` or `synced`).

@@ -17,8 +17,8 @@ use axum::http::{Request, StatusCode, header};
 use axum::{Router, middleware};
 use fastcore_security::http::{metrics_router, openapi_router};
 use fastcore_security::{
-    AuthState, Environment, PasswordHasher, Security, SecurityConfig, ValidationMode, auth_router,
-    redact_url,
+    AuthState, CookieConfig, CookieSameSite, Environment, PasswordHasher, Security, SecurityConfig,
+    ValidationMode, auth_router, redact_url,
 };
 use rand::Rng as _;
 use rand::distr::Alphanumeric;
@@ -78,24 +78,39 @@ pub fn app_with_body_timeout(
     users: Arc<Authenticator>,
     body_timeout: Duration,
 ) -> Router {
-    app_with_routes(security, users, body_timeout, Router::new())
+    app_with_options(security, users, body_timeout, None)
 }
 
-/// [`app_with_body_timeout`], with `routes` (an application's own, or the
+/// [`app_with_body_timeout`], with the refresh cookie for browser apps
+/// when `cookies` is given (see [`CookieConfig`]).
+pub fn app_with_options(
+    security: Security,
+    users: Arc<Authenticator>,
+    body_timeout: Duration,
+    cookies: Option<CookieConfig>,
+) -> Router {
+    app_with_routes(security, users, body_timeout, cookies, Router::new())
+}
+
+/// [`app_with_options`], with `routes` (an application's own, or the
 /// HTTP benchmark's) served beside the auth endpoints, behind the same
 /// layers.
 pub fn app_with_routes(
     security: Security,
     users: Arc<Authenticator>,
     body_timeout: Duration,
+    cookies: Option<CookieConfig>,
     routes: Router,
 ) -> Router {
+    let mut state = AuthState::new(security.clone(), users);
+    if let Some(cookies) = cookies {
+        state = state.with_cookies(cookies);
+    }
     // Every auth route the server answers is in the description it serves.
     let spec = crate::openapi::spec();
-    let metrics = metrics_router(security.clone());
-    auth_router(AuthState::new(security, users))
+    auth_router(state)
         .merge(openapi_router(&spec))
-        .merge(metrics)
+        .merge(metrics_router(security))
         .merge(routes)
         .fallback(not_found)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -158,6 +173,7 @@ pub async fn serve(
     args: &ServeArgs,
 ) -> anyhow::Result<()> {
     let config = config_from_env(database_url, args)?;
+    let cookies = cookie_config(args)?;
     let db = Database::open_with(database_url, options).await?;
     tracing::info!(
         database = %redact_url(database_url),
@@ -250,7 +266,7 @@ pub async fn serve(
         let _ = stop_purge.send(true);
     };
     tracing::info!("listening on http://{addr}");
-    let router = app_with_body_timeout(security, authenticator, args.body_timeout);
+    let router = app_with_options(security, authenticator, args.body_timeout, cookies);
     serve_connections(listener, router, limits, shutdown).await;
     if let Some(purge) = purge {
         stop_background_purge(purge).await;
@@ -277,6 +293,32 @@ async fn stop_background_purge(purge: tokio::task::JoinHandle<()>) {
 /// development secret. Demo mode is refused when the environment says
 /// production (the library refuses the generated secret there; this also
 /// refuses the demo user).
+/// The refresh cookie `--refresh-cookie` asks for, checked at start-up.
+pub fn cookie_config(args: &ServeArgs) -> anyhow::Result<Option<CookieConfig>> {
+    if !args.refresh_cookie {
+        if !args.allowed_origins.is_empty() {
+            anyhow::bail!("--allowed-origin (FASTCORE_ALLOWED_ORIGINS) needs --refresh-cookie");
+        }
+        return Ok(None);
+    }
+    let same_site = match args.refresh_cookie_same_site.as_str() {
+        "lax" => CookieSameSite::Lax,
+        _ => CookieSameSite::Strict,
+    };
+    let cookies = CookieConfig::builder()
+        .same_site(same_site)
+        .allowed_origins(args.allowed_origins.iter().map(|o| o.trim().to_owned()))
+        .build()?;
+    tracing::info!(
+        name = cookies.name(),
+        path = cookies.path(),
+        same_site = ?cookies.same_site(),
+        allowed_origins = ?cookies.allowed_origins(),
+        "refresh cookie on"
+    );
+    Ok(Some(cookies))
+}
+
 fn config_from_env(database_url: &str, args: &ServeArgs) -> anyhow::Result<SecurityConfig> {
     let demo = args.demo;
     let mut builder = SecurityConfig::builder_from_env()?;

@@ -143,7 +143,21 @@ pub(crate) struct RefreshRequest {
 /// `Authorization: Bearer` header. Never from the URL.
 pub(crate) async fn raw_refresh_token(req: Request) -> Result<String, AuthRejection> {
     let (parts, body) = req.into_parts();
-    refuse_secrets_in_query(&parts)?;
+    explicit_refresh_token(&parts, body).await?.ok_or_else(|| {
+        AuthRejection::InvalidRequest(
+            "send the refresh token as refresh_token in the request body".into(),
+        )
+    })
+}
+
+/// The refresh token a request sends itself (body or bearer header, as
+/// [`raw_refresh_token`]), or `None` when it sends none: a request that
+/// a refresh cookie may then authenticate.
+pub(crate) async fn explicit_refresh_token(
+    parts: &Parts,
+    body: axum::body::Body,
+) -> Result<Option<String>, AuthRejection> {
+    refuse_secrets_in_query(parts)?;
     if has_body(&parts.headers) {
         let bytes = read_limited(body).await?;
         if !bytes.is_empty() {
@@ -155,15 +169,10 @@ pub(crate) async fn raw_refresh_token(req: Request) -> Result<String, AuthReject
                     "grant_type must be refresh_token".into(),
                 ));
             }
-            return Ok(body.refresh_token);
+            return Ok(Some(body.refresh_token));
         }
     }
-    match bearer_token(&parts.headers)? {
-        Some(token) => Ok(token.to_owned()),
-        None => Err(AuthRejection::InvalidRequest(
-            "send the refresh token as refresh_token in the request body".into(),
-        )),
-    }
+    Ok(bearer_token(&parts.headers)?.map(str::to_owned))
 }
 
 /// The validated claims of a refresh token sent in the request body or the

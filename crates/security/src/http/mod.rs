@@ -26,6 +26,7 @@
 //! ```
 
 mod body;
+mod cookie;
 mod extract;
 mod jwks;
 #[cfg(feature = "metrics")]
@@ -35,6 +36,7 @@ mod openapi;
 mod rejection;
 mod routes;
 
+pub use self::cookie::{CookieConfig, CookieConfigBuilder, CookieSameSite, DEFAULT_COOKIE_PATH};
 pub use extract::{CurrentUser, RefreshTokenData, TokenData, bearer_token};
 pub use jwks::{JWKS_PATH, jwks_router};
 #[cfg(feature = "metrics")]

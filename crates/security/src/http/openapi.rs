@@ -7,6 +7,12 @@
 //! problem `code`s each route can answer with (as an `enum` narrowing the
 //! shared `Problem` schema), with the `WWW-Authenticate` and `Retry-After`
 //! headers that go with them.
+//!
+//! The description covers both transports of the refresh token: the JSON
+//! body, and the refresh cookie of
+//! [`AuthState::with_cookies`](super::AuthState::with_cookies) (the
+//! `refreshCookie` security scheme, the `Set-Cookie` header and the
+//! cookie-mode body `CookieTokenResponse`, and 403 `csrf_check_failed`).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,15 +27,18 @@ use utoipa::openapi::path::{
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, Schema, Type,
+    AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
     Required,
 };
 
+use super::cookie::CookieTokenResponse;
 use super::extract::RefreshRequest;
 use super::rejection::Problem;
 use super::routes::{AuthRoute, LoginRequest, Revoked, SessionList, SessionView};
@@ -41,6 +50,9 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 
 /// The name of the bearer security scheme in the description.
 const BEARER: &str = "bearerAuth";
+
+/// The name of the refresh cookie's security scheme in the description.
+const REFRESH_COOKIE: &str = "refreshCookie";
 
 const PROBLEM_JSON: &str = "application/problem+json";
 const JSON: &str = "application/json";
@@ -81,6 +93,7 @@ pub fn openapi() -> OpenApi {
     }
     let components = ComponentsBuilder::new()
         .schema_from::<TokenPair>()
+        .schema_from::<CookieTokenResponse<'static>>()
         .schema_from::<Session>()
         .schema_from::<SessionView>()
         .schema_from::<SessionList>()
@@ -102,6 +115,17 @@ pub fn openapi() -> OpenApi {
                     ))
                     .build(),
             ),
+        )
+        .security_scheme(
+            REFRESH_COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "__Secure-fastcore_refresh",
+                "Only when the server uses the refresh cookie (browser apps): the refresh \
+                 token, set by /auth/login and /auth/refresh (HttpOnly, Secure, Path=/auth). \
+                 Requests it authenticates must come from the server's own origin \
+                 (`Sec-Fetch-Site: same-origin`) or an allowed `Origin`; otherwise 403 \
+                 `csrf_check_failed`. The name is configurable.",
+            ))),
         )
         .build();
     OpenApiBuilder::new()
@@ -271,14 +295,18 @@ fn json_response(description: &str, schema: &str) -> Response {
 
 /// A token response: JSON, never cached (RFC 6749 section 5.1).
 fn token_response(description: &str) -> Response {
+    let body: Schema = OneOfBuilder::new()
+        .item(schema_ref("TokenPair"))
+        .item(schema_ref("CookieTokenResponse"))
+        .description(Some(
+            "`TokenPair`; with the refresh cookie, `CookieTokenResponse` (no `refresh_token`: \
+             it is in `Set-Cookie`)",
+        ))
+        .build()
+        .into();
     ResponseBuilder::new()
         .description(description)
-        .content(
-            JSON,
-            ContentBuilder::new()
-                .schema(Some(schema_ref("TokenPair")))
-                .build(),
-        )
+        .content(JSON, ContentBuilder::new().schema(Some(body)).build())
         .header(
             "Cache-Control",
             HeaderBuilder::new()
@@ -286,7 +314,44 @@ fn token_response(description: &str) -> Response {
                 .description(Some("`no-store`"))
                 .build(),
         )
+        .header(
+            "Set-Cookie",
+            HeaderBuilder::new()
+                .schema(Some(string_schema()))
+                .description(Some(
+                    "Only with the refresh cookie: the refresh token (`HttpOnly; Secure; \
+                     SameSite=Strict; Path=/auth`)",
+                ))
+                .build(),
+        )
         .build()
+}
+
+/// 403 of the routes that set or read the refresh cookie: the user lookup
+/// refused the user, or (with the refresh cookie) the request came from
+/// another site.
+fn forbidden_or_cross_site() -> Response {
+    problem(
+        "The application's user lookup refused the user; or, with the refresh cookie, a \
+         request from another site (neither `Sec-Fetch-Site: same-origin` nor an allowed \
+         `Origin`)",
+        &["forbidden", "csrf_check_failed"],
+        &[ErrorHeader::Challenge],
+    )
+}
+
+/// 403 of logout with the refresh cookie: the request came from another site.
+fn cross_site() -> Response {
+    problem(
+        "With the refresh cookie: a request from another site (neither \
+         `Sec-Fetch-Site: same-origin` nor an allowed `Origin`)",
+        &["csrf_check_failed"],
+        &[],
+    )
+}
+
+fn refresh_cookie() -> SecurityRequirement {
+    SecurityRequirement::new(REFRESH_COOKIE, Vec::<String>::new())
 }
 
 fn no_content(description: &str) -> Response {
@@ -467,7 +532,7 @@ fn operation(route: AuthRoute) -> Operation {
                     &[ErrorHeader::Challenge],
                 ),
             )
-            .response("403", forbidden())
+            .response("403", forbidden_or_cross_site())
             .response("413", too_large())
             .response(
                 "429",
@@ -490,7 +555,9 @@ fn operation(route: AuthRoute) -> Operation {
                  again ends the whole session (`refresh_token_reused`), except within a few \
                  seconds for the client that rotated it (two tabs refreshing at once). The \
                  token goes in the body (JSON, or the OAuth2 form with \
-                 `grant_type=refresh_token`), or else as the bearer token; never in the URL.",
+                 `grant_type=refresh_token`), or else as the bearer token; never in the URL. \
+                 With the refresh cookie (browser apps), a request without a token in the body \
+                 uses the cookie, and the new refresh token comes back in `Set-Cookie`.",
             ))
             .request_body(Some(
                 RequestBodyBuilder::new()
@@ -509,7 +576,7 @@ fn operation(route: AuthRoute) -> Operation {
                     )
                     .build(),
             ))
-            .securities(Some([SecurityRequirement::default(), bearer()]))
+            .securities(Some([SecurityRequirement::default(), bearer(), refresh_cookie()]))
             .response("200", token_response("The session's new tokens"))
             .response(
                 "400",
@@ -529,7 +596,7 @@ fn operation(route: AuthRoute) -> Operation {
                     &[ErrorHeader::Challenge],
                 ),
             )
-            .response("403", forbidden())
+            .response("403", forbidden_or_cross_site())
             .response("413", too_large())
             .response("500", internal())
             .response("503", store_unavailable())
@@ -542,9 +609,18 @@ fn operation(route: AuthRoute) -> Operation {
                 "Ends the bearer token's whole session (its access and refresh tokens). An \
                  expired or already revoked token is fine: logging out always works.",
             ))
-            .security(bearer())
-            .response("204", no_content("The session is ended"))
-            .response("400", bad_request("Several `Authorization` headers"))
+            .securities(Some([bearer(), refresh_cookie()]))
+            .response(
+                "204",
+                no_content(
+                    "The session is ended (with the refresh cookie, also a `Set-Cookie` that \
+                     deletes it)",
+                ),
+            )
+            .response(
+                "400",
+                bad_request("Several `Authorization` headers, or several refresh cookies"),
+            )
             .response(
                 "401",
                 problem(
@@ -553,6 +629,7 @@ fn operation(route: AuthRoute) -> Operation {
                     &[ErrorHeader::Challenge],
                 ),
             )
+            .response("403", cross_site())
             .response("503", store_unavailable())
             .build(),
         AuthRoute::LogoutAll => op

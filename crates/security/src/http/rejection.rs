@@ -25,6 +25,11 @@ pub enum AuthRejection {
     /// The request body is larger than the endpoint accepts.
     #[error("the request body is too large")]
     BodyTooLarge,
+    /// A request that a cookie would authenticate came from another site
+    /// or origin (or said nothing of where it came from): 403 with code
+    /// `csrf_check_failed` (see [`CookieConfig::check_request_origin`](super::CookieConfig::check_request_origin)).
+    #[error("cross-site request refused: {0}")]
+    CrossSiteRequest(&'static str),
     /// The token, credentials or store check failed.
     #[error(transparent)]
     Error(#[from] Error),
@@ -204,6 +209,12 @@ impl IntoResponse for AuthRejection {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 "the request body is too large",
+                HeaderMap::new(),
+            ),
+            AuthRejection::CrossSiteRequest(why) => problem(
+                StatusCode::FORBIDDEN,
+                "csrf_check_failed",
+                &format!("cross-site request refused: {why}"),
                 HeaderMap::new(),
             ),
             AuthRejection::Error(err) => err.into_response(),

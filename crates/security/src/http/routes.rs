@@ -14,12 +14,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::body::{parse, read_limited, refuse_secrets_in_query};
-use super::extract::{CurrentUser, TokenData, bearer_token, raw_refresh_token};
+use super::cookie::CookieConfig;
+use super::extract::{CurrentUser, TokenData, bearer_token, explicit_refresh_token};
 use super::rejection::AuthRejection;
 use crate::error::Error;
 use crate::manager::get_security_status;
 use crate::tokens::claims::TokenType;
-use crate::tokens::service::{ClientInfo, Security};
+use crate::tokens::service::{ClientInfo, Security, TokenPair};
 use crate::users::{Credentials, UserAuthentication};
 
 /// The client's address as the application's trusted-proxy logic decided
@@ -59,12 +60,33 @@ pub struct AuthState<A> {
     pub security: Security,
     /// The application's user authentication.
     pub users: Arc<A>,
+    /// The refresh cookie of browser apps, when turned on.
+    cookies: Option<Arc<CookieConfig>>,
 }
 
 impl<A> AuthState<A> {
     /// Bundles a security handle and a user authentication.
     pub fn new(security: Security, users: Arc<A>) -> Self {
-        Self { security, users }
+        Self {
+            security,
+            users,
+            cookies: None,
+        }
+    }
+
+    /// Turns on the refresh cookie for browser apps (see [`CookieConfig`]):
+    /// login and refresh by cookie put the refresh token in the cookie,
+    /// not the body; refresh and logout accept it from the cookie, after
+    /// the cross-site request check. Clients that send the refresh token
+    /// in the body keep getting it in the body.
+    pub fn with_cookies(mut self, cookies: CookieConfig) -> Self {
+        self.cookies = Some(Arc::new(cookies));
+        self
+    }
+
+    /// The refresh cookie settings, if the cookie is on.
+    pub fn cookies(&self) -> Option<&CookieConfig> {
+        self.cookies.as_deref()
     }
 }
 
@@ -73,6 +95,7 @@ impl<A> Clone for AuthState<A> {
         Self {
             security: self.security.clone(),
             users: Arc::clone(&self.users),
+            cookies: self.cookies.clone(),
         }
     }
 }
@@ -96,6 +119,15 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 /// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
 /// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
 /// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
+///
+/// With [`AuthState::with_cookies`], login and refresh by cookie answer
+/// with the refresh token in a cookie instead of the body; refresh and
+/// logout take it from the cookie when the request sends no token itself,
+/// after the cross-site check ([`CookieConfig::check_request_origin`]);
+/// logout deletes the cookie.
+///
+/// | route | |
+/// |---|---|
 /// | `POST /auth/logout-all` | ends every session of the bearer token's user, on every device (204) |
 /// | `POST /auth/logout-others` | ends every session but the bearer token's own -> `{"revoked": n}` |
 /// | `GET /auth/sessions` | the user's live sessions; `?exclude_current=true` leaves out the caller's |
@@ -119,7 +151,7 @@ where
             let handler = match route {
                 AuthRoute::Login => on(filter, login::<A>),
                 AuthRoute::Refresh => on(filter, refresh::<A>),
-                AuthRoute::Logout => on(filter, logout),
+                AuthRoute::Logout => on(filter, logout::<A>),
                 AuthRoute::LogoutAll => on(filter, logout_all),
                 AuthRoute::LogoutOthers => on(filter, logout_others),
                 AuthRoute::ListSessions => on(filter, list_sessions),
@@ -226,7 +258,7 @@ impl AuthRoute {
 }
 
 /// Token responses must not be cached (RFC 6749 section 5.1).
-fn no_store<T: Serialize>(body: T) -> Response {
+pub(crate) fn no_store<T: Serialize>(body: T) -> Response {
     let mut response = Json(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -260,6 +292,10 @@ where
 {
     let (parts, body) = req.into_parts();
     refuse_secrets_in_query(&parts)?;
+    if let Some(cookies) = state.cookies() {
+        // Login CSRF: another site must not log the browser into its account.
+        cookies.check_login_origin(&parts.headers)?;
+    }
     let bytes = read_limited(body).await?;
     let body: LoginRequest = parse(&parts.headers, &bytes, "username and password fields")?;
     drop(bytes);
@@ -310,7 +346,10 @@ where
     };
     attempt.succeeded().await;
     tracing::info!(user_id = %user_id, "login succeeded");
-    Ok(no_store(pair))
+    Ok(match state.cookies() {
+        Some(cookies) => cookies.token_response(&pair),
+        None => no_store(pair),
+    })
 }
 
 async fn refresh<A>(
@@ -322,13 +361,45 @@ where
 {
     let (parts, body) = req.into_parts();
     let client = client_info(&parts);
-    let token = raw_refresh_token(Request::from_parts(parts, body)).await?;
+    let explicit = explicit_refresh_token(&parts, body).await?;
+    let cookies = match (explicit, state.cookies()) {
+        // A client that holds its refresh token gets the new one back the same way.
+        (Some(token), _) => return rotate(&state, &token, &client).await.map(no_store),
+        (None, None) => {
+            return Err(AuthRejection::InvalidRequest(
+                "send the refresh token as refresh_token in the request body".into(),
+            ));
+        }
+        (None, Some(cookies)) => cookies,
+    };
+    cookies.check_request_origin(&parts.headers)?;
+    let Some(token) = cookies.token_from_cookies(&parts.headers)? else {
+        return Err(AuthRejection::InvalidRequest(
+            "send the refresh token in the refresh cookie or as refresh_token in the request body"
+                .into(),
+        ));
+    };
+    Ok(match rotate(&state, &token, &client).await {
+        Ok(pair) => cookies.token_response(&pair),
+        Err(rejection) => cookies.failure_response(rejection),
+    })
+}
+
+/// Consumes a refresh token and issues the session's next pair.
+async fn rotate<A>(
+    state: &AuthState<A>,
+    token: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, AuthRejection>
+where
+    A: UserAuthentication,
+{
     // Signature and claims first, so a forged token costs no user lookup.
     // (The codec directly: this is part of the refresh, counted as one.)
     let claims = match state
         .security
         .codec()
-        .verify(&token, Some(TokenType::Refresh))
+        .verify(token, Some(TokenType::Refresh))
     {
         Ok(claims) => claims,
         Err(err) => {
@@ -343,8 +414,7 @@ where
         user?;
         return Err(Error::Authentication("the token's user is disabled or unknown".into()).into());
     }
-    let pair = state.security.refresh_session(&token, &client).await?;
-    Ok(no_store(pair))
+    Ok(state.security.refresh_session(token, client).await?)
 }
 
 /// The client a request came from, for session lists: its `User-Agent`
@@ -375,14 +445,42 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
     (!cleaned.trim().is_empty()).then(|| cleaned.trim().to_owned())
 }
 
-async fn logout(
-    State(security): State<Security>,
+async fn logout<A>(
+    State(state): State<AuthState<A>>,
     req: Request,
-) -> Result<StatusCode, AuthRejection> {
-    let token = bearer_token(req.headers())?.ok_or(AuthRejection::MissingToken)?;
+) -> Result<Response, AuthRejection> {
+    let headers = req.headers();
+    let bearer = bearer_token(headers)?;
+    let Some(cookies) = state.cookies() else {
+        let token = bearer.ok_or(AuthRejection::MissingToken)?;
+        end_session(&state.security, token).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let ended = match bearer {
+        Some(token) => end_session(&state.security, token).await,
+        None => {
+            cookies.check_request_origin(headers)?;
+            match cookies.token_from_cookies(headers)? {
+                Some(token) => end_session(&state.security, &token).await,
+                // Already logged out: deleting the cookie again is harmless.
+                None => Ok(()),
+            }
+        }
+    };
+    Ok(match ended {
+        Ok(()) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            cookies.append_clear(response.headers_mut());
+            response
+        }
+        Err(rejection) => cookies.failure_response(rejection),
+    })
+}
+
+async fn end_session(security: &Security, token: &str) -> Result<(), AuthRejection> {
     let revoked = security.logout(token).await?;
     tracing::info!(revoked, "logout");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// How many tokens a revocation ended.
