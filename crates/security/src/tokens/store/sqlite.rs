@@ -1,5 +1,6 @@
 //! SQLite backend (the default): one embedded file, no server to run.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, migrate::Migrator};
+use sqlx::{Connection as _, Row, SqliteConnection, migrate::Migrator};
 
 use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
@@ -23,17 +24,27 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct SqliteTokenStore {
     pool: SqlitePool,
+    /// The database file (`None` in memory or for a pool given to
+    /// [`from_pool`](Self::from_pool)): [`ping`](TokenStore::ping) checks it
+    /// is still there.
+    file: Option<PathBuf>,
 }
 
 impl SqliteTokenStore {
     /// Opens (and creates if missing) the database at `url`
     /// (`sqlite://tokens.db`, `sqlite::memory:`). Does not migrate: call
     /// [`SqliteTokenStore::migrate`].
+    ///
+    /// The file is created here, once; the pool's later connections never
+    /// create it. So a database file removed while the server runs makes
+    /// requests fail with [`Error::StoreUnavailable`] and `/health` answer
+    /// 503, instead of a new, empty database silently taking its place
+    /// (where every issued token would be unknown).
     pub async fn connect(url: &str) -> Result<Self> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| Error::Config(format!("DATABASE_URL is not a valid SQLite URL: {e}")))?
-            .create_if_missing(true)
+            .create_if_missing(false)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let options = if in_memory {
@@ -47,6 +58,7 @@ impl SqliteTokenStore {
         // SQLite answers "database is locked" at once (no busy wait) when
         // another process opens the same new file at that instant, as
         // instances started together do. Retry briefly.
+        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         let mut attempt = 0u64;
         loop {
             match Self::open_pool(options.clone(), in_memory).await {
@@ -55,12 +67,19 @@ impl SqliteTokenStore {
                     tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
                 }
                 Err(err) => return Err(StoreError::new("connect", err).into()),
-                Ok(pool) => return Ok(Self { pool }),
+                Ok(pool) => return Ok(Self { pool, file }),
             }
         }
     }
 
     async fn open_pool(options: SqliteConnectOptions, in_memory: bool) -> sqlx::Result<SqlitePool> {
+        if !in_memory {
+            // The one connection allowed to create the file.
+            SqliteConnection::connect_with(&options.clone().create_if_missing(true))
+                .await?
+                .close()
+                .await?;
+        }
         SqlitePoolOptions::new()
             // An in-memory database lives in one connection; keep exactly it.
             .max_connections(if in_memory { 1 } else { 8 })
@@ -82,7 +101,7 @@ impl SqliteTokenStore {
 
     /// Wraps an existing pool (for applications that already have one).
     pub fn from_pool(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self { pool, file: None }
     }
 
     /// The underlying pool.
@@ -428,11 +447,25 @@ impl TokenStore for SqliteTokenStore {
         Ok(done.rows_affected())
     }
 
+    /// The token table answers, and the database file is still where it
+    /// was opened: connections already open keep a removed file alive, so
+    /// only the path tells that its data will be gone at the next start.
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
+        sqlx::query("SELECT 1 FROM fastcore_tokens LIMIT 1")
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::new("ping", e))?;
+        if let Some(file) = &self.file
+            && !file.exists()
+        {
+            return Err(StoreError::new(
+                "ping",
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the SQLite database file was removed while in use",
+                ),
+            ));
+        }
         Ok(())
     }
 
