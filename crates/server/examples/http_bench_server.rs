@@ -48,8 +48,16 @@ async fn token(TokenData(claims): TokenData) -> String {
     claims.sub
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // As the real binary does, before any thread starts.
+    fastcore_security_server::memory::return_freed_blocks();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

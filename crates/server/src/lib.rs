@@ -12,6 +12,7 @@ pub mod clock;
 pub mod commands;
 pub mod connections;
 pub mod database;
+pub mod memory;
 pub mod openapi;
 pub mod password_input;
 pub mod problem;

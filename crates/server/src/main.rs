@@ -11,6 +11,7 @@ use fastcore_security_server::error_line;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    fastcore_security_server::memory::return_freed_blocks();
     let cli = Cli::parse();
     init_logging(cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
