@@ -38,3 +38,18 @@ fn set_mmap_threshold() -> bool {
 fn set_mmap_threshold() -> bool {
     false
 }
+
+#[cfg(test)]
+mod tests {
+    /// glibc accepts the setting (the test environment does not set
+    /// `MALLOC_MMAP_THRESHOLD_`).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn glibc_takes_the_fixed_threshold() {
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            assert!(super::return_freed_blocks());
+        } else {
+            assert!(!super::return_freed_blocks());
+        }
+    }
+}
