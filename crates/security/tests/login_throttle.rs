@@ -115,11 +115,14 @@ fn app(per_account: u32, per_address: u32, window: Duration) -> App {
     )))
 }
 
+/// These limits and window; the failure floor off (these tests are about
+/// counts, and make many failed logins; `login_floor.rs` tests the floor).
 fn limits(per_account: u32, per_address: u32, window: Duration) -> SecurityConfig {
     config_builder()
         .login_max_failures_per_account(per_account)
         .login_max_failures_per_address(per_address)
         .login_throttle_window(window)
+        .login_failure_floor(Duration::ZERO)
         .build()
         .unwrap()
 }

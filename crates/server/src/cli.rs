@@ -27,7 +27,8 @@ use crate::purge::DEFAULT_PURGE_BATCH;
 /// JWT_AUDIENCE, JWT_ISSUER, JWT_ALLOWED_AUDIENCES, DATABASE_URL, and the
 /// login throttle's LOGIN_MAX_FAILURES_PER_ACCOUNT,
 /// LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_THROTTLE_WINDOW_SECONDS (also
-/// `serve` flags); RUST_LOG sets the log level.
+/// `serve` flags), LOGIN_FAILURE_FLOOR_MS (the least time a failed login
+/// takes, default 500); RUST_LOG sets the log level.
 #[derive(Debug, Parser)]
 #[command(
     name = "fastcore-security",

@@ -532,6 +532,7 @@ async fn serve_throttles_failed_logins_with_its_flags_and_environment() {
         .args(["--login-max-failures-per-account", "2"])
         .args(["--login-throttle-window", "10m"])
         .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "3")
+        .env("LOGIN_FAILURE_FLOOR_MS", "50")
         .env("JWT_SECRET_KEY", SECRET);
     let mut server = Running::spawn(command);
     let base = server.wait_until_listening();
@@ -541,6 +542,7 @@ async fn serve_throttles_failed_logins_with_its_flags_and_environment() {
         "max_failures_per_account=2",
         "max_failures_per_address=3",
         "window_s=600",
+        "failure_floor_ms=50",
     ] {
         assert!(config.contains(expected), "{expected}: {config}");
     }

@@ -93,7 +93,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 ///
 /// | route | what it does |
 /// |---|---|
-/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
+/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 401 `invalid_credentials` for every credentials failure, held until the [failure floor](crate::SecurityConfigBuilder::login_failure_floor) (see [`Security::delay_failed_login`]); 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
 /// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
 /// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
 /// | `POST /auth/logout-all` | ends every session of the bearer token's user, on every device (204) |
@@ -258,6 +258,9 @@ async fn login<A>(
 where
     A: UserAuthentication,
 {
+    // Every credentials failure is answered no sooner than the failure
+    // floor after this instant (`Security::delay_failed_login`).
+    let started = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     refuse_secrets_in_query(&parts)?;
     let bytes = read_limited(body).await?;
@@ -270,6 +273,7 @@ where
     }
     if body.username.is_empty() || body.username.len() > MAX_USERNAME_BYTES {
         state.security.count_refused_login();
+        state.security.delay_failed_login(started).await;
         return Err(Error::InvalidCredentials.into());
     }
     let client = client_info(&parts);
@@ -286,6 +290,9 @@ where
     };
     let user = match state.users.authenticate(&credentials).await {
         Ok(user) => user,
+        // An authentication that reports wrong credentials as an error
+        // rather than `None`: the same failure, counted and held alike.
+        Err(Error::InvalidCredentials) => None,
         Err(err) => {
             attempt.abandoned().await;
             return Err(err.into());
@@ -298,6 +305,9 @@ where
             "login refused: invalid credentials"
         );
         attempt.failed();
+        // After the count is final (concurrent attempts see it at once),
+        // before the answer: every failure takes max(work, floor).
+        state.security.delay_failed_login(started).await;
         return Err(Error::InvalidCredentials.into());
     };
     let user_id = state.users.get_user_id(&user);

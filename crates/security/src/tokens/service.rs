@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -60,7 +61,13 @@ struct Inner {
     throttle: Arc<dyn LoginThrottle>,
     /// What this handle counts (nothing without the `metrics` feature).
     metrics: Recorder,
+    /// When the failed-login floor was last found too short (Unix
+    /// seconds; 0: never), shared with handles made from this one.
+    floor_warned_at: Arc<AtomicI64>,
 }
+
+/// At most one "failed-login floor too short" warning per this long.
+const FLOOR_WARNING_INTERVAL_SECS: i64 = 600;
 
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -203,6 +210,7 @@ impl Security {
                 passwords,
                 throttle,
                 metrics,
+                floor_warned_at: Arc::new(AtomicI64::new(0)),
             }),
         })
     }
@@ -239,6 +247,7 @@ impl Security {
                 passwords: self.inner.passwords.clone(),
                 throttle,
                 metrics: self.inner.metrics.clone(),
+                floor_warned_at: Arc::clone(&self.inner.floor_warned_at),
             }),
         }
     }
@@ -332,6 +341,78 @@ impl Security {
                 })
             }
         }
+    }
+
+    /// Holds a failed login until `started` plus the configured
+    /// [`login_failure_floor`](SecurityConfig::login_failure_floor), with
+    /// an async sleep (no CPU), so that every failure takes the same
+    /// time whatever its cause: an unknown user, a wrong password for an
+    /// account with a slow legacy hash, a disabled user.
+    /// [`auth_router`](crate::auth_router)'s login does this for every
+    /// `401 invalid_credentials`; a login handler of your own calls it
+    /// with the instant its request arrived, after
+    /// [`LoginAttempt::failed`], before answering. Never call it for a
+    /// successful login.
+    ///
+    /// When the failure's own work already took longer than the floor,
+    /// returns at once and logs a warning (at most one every ten
+    /// minutes, without the username or any hash): the floor no longer
+    /// hides how long the password check took, so raise it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
+    /// use std::{sync::Arc, time::Duration};
+    /// use fastcore_security::{MemoryTokenStore, Security, SecurityConfig};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .secret("an-example-secret-that-is-at-least-32-bytes")
+    ///     .login_failure_floor(Duration::from_millis(20))
+    ///     .build()?;
+    /// let security = Security::new(config, Arc::new(MemoryTokenStore::new()))?;
+    ///
+    /// let started = tokio::time::Instant::now();
+    /// let attempt = security.begin_login("ada", None).await?;
+    /// // ... the password was wrong:
+    /// attempt.failed();
+    /// security.delay_failed_login(started).await;
+    /// assert!(started.elapsed() >= Duration::from_millis(20));
+    /// # Ok(()) }
+    /// ```
+    pub async fn delay_failed_login(&self, started: tokio::time::Instant) {
+        let floor = self.inner.config.login_failure_floor();
+        if floor.is_zero() {
+            return;
+        }
+        let worked = started.elapsed();
+        if worked > floor {
+            self.warn_floor_too_short(worked, floor);
+            return;
+        }
+        tokio::time::sleep_until(started + floor).await;
+    }
+
+    fn warn_floor_too_short(&self, worked: Duration, floor: Duration) {
+        let now = now();
+        let last = self.inner.floor_warned_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < FLOOR_WARNING_INTERVAL_SECS {
+            return;
+        }
+        if self
+            .inner
+            .floor_warned_at
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another failure is warning right now
+        }
+        tracing::warn!(
+            took_ms = u64::try_from(worked.as_millis()).unwrap_or(u64::MAX),
+            floor_ms = u64::try_from(floor.as_millis()).unwrap_or(u64::MAX),
+            "a failed login took longer than the login failure floor: failures of different \
+             kinds (unknown user, wrong password for a slow stored hash) may now be told apart \
+             by their timing; raise LOGIN_FAILURE_FLOOR_MS above the slowest password \
+             verification (at most one such warning every ten minutes)"
+        );
     }
 
     /// Forgets the failed logins counted for `username` (an administrator
