@@ -14,7 +14,7 @@ use crate::error::{Error, InvalidTokenReason, Result};
 use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
 use crate::throttle::{
-    self, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
+    self, InFlight, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
 };
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
@@ -59,6 +59,8 @@ struct Inner {
     passwords: PasswordHasher,
     /// The login throttle, behind the store timeout.
     throttle: Arc<dyn LoginThrottle>,
+    /// The login attempts admitted by `throttle` here and not yet decided.
+    inflight: Arc<InFlight>,
     /// What this handle counts (nothing without the `metrics` feature).
     metrics: Recorder,
     /// When the failed-login floor was last found too short (Unix
@@ -209,6 +211,7 @@ impl Security {
                 store,
                 passwords,
                 throttle,
+                inflight: Arc::new(InFlight::default()),
                 metrics,
                 floor_warned_at: Arc::new(AtomicI64::new(0)),
             }),
@@ -246,6 +249,7 @@ impl Security {
                 store: Arc::clone(&self.inner.store),
                 passwords: self.inner.passwords.clone(),
                 throttle,
+                inflight: Arc::new(InFlight::default()),
                 metrics: self.inner.metrics.clone(),
                 floor_warned_at: Arc::clone(&self.inner.floor_warned_at),
             }),
@@ -291,7 +295,16 @@ impl Security {
     /// known or not, and costs no hashing), and [`Error::StoreUnavailable`]
     /// when the throttle's store fails (fail closed: answer 503, do not
     /// check the password). Otherwise the attempt is counted; report its
-    /// outcome on the returned [`LoginAttempt`].
+    /// outcome on the returned [`LoginAttempt`] as soon as it is known
+    /// (before holding a failure to the
+    /// [floor](Self::delay_failed_login)): attempts refused while it is in
+    /// flight wait for that verdict.
+    ///
+    /// An attempt refused while other attempts of the same account or
+    /// address are still being checked is not refused yet: it waits for
+    /// their verdicts and tries again, so concurrent correct logins are
+    /// never refused because of each other (the module docs of the
+    /// throttle explain how, and for how long).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
@@ -323,11 +336,17 @@ impl Security {
             per_address: config.login_max_failures_per_address(),
             window_secs: secs(config.login_throttle_window()).max(1),
         };
-        let now = now();
         let metrics = &self.inner.metrics;
-        let begun = throttle::begin(&self.inner.throttle, limits, Some(username), ip, now)
-            .await
-            .inspect_err(|_| metrics.login(LoginOutcome::Error))?;
+        let begun = throttle::begin(
+            &self.inner.throttle,
+            &self.inner.inflight,
+            limits,
+            Some(username),
+            ip,
+            now,
+        )
+        .await
+        .inspect_err(|_| metrics.login(LoginOutcome::Error))?;
         match begun {
             Ok(mut attempt) => {
                 attempt.metrics = Some(metrics.clone());
@@ -337,7 +356,7 @@ impl Security {
                 refused.log();
                 metrics.login(LoginOutcome::Throttled);
                 Err(Error::TooManyAttempts {
-                    retry_after: refused.window.retry_after(now),
+                    retry_after: refused.window.retry_after(now()),
                 })
             }
         }
