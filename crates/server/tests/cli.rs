@@ -829,6 +829,7 @@ fn bad_values_are_reported_under_the_name_they_were_given_as() {
         ("LOGIN_FAILURE_FLOOR_MS", "99999", "--login-failure-floor"),
         ("FASTCORE_PURGE_INTERVAL_SECONDS", "abc", "--purge-interval"),
         ("FASTCORE_REDIS_PREFIX", "", "--redis-prefix"),
+        ("PASSWORD_ARGON2_ITERATIONS", "1", "--"),
     ] {
         let mut command = serve();
         command.env(variable, value);
