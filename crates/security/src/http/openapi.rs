@@ -573,11 +573,14 @@ fn operation(route: AuthRoute) -> Operation {
             .tag("sessions")
             .operation_id(Some("logoutOthers"))
             .summary(Some("Log out the other sessions"))
-            .description(Some("Ends every session of the user but the caller's own."))
+            .description(Some(
+                "Ends every session of the user but the caller's own; `revoked` is the \
+                 number of sessions ended (not tokens).",
+            ))
             .security(bearer())
             .response(
                 "200",
-                json_response("The other sessions are ended", "Revoked"),
+                json_response("The other sessions are ended; how many", "Revoked"),
             )
             .response(
                 "400",

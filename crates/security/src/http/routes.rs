@@ -97,7 +97,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 /// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
 /// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
 /// | `POST /auth/logout-all` | ends every session of the bearer token's user, on every device (204) |
-/// | `POST /auth/logout-others` | ends every session but the bearer token's own -> `{"revoked": n}` |
+/// | `POST /auth/logout-others` | ends every session but the bearer token's own -> `{"revoked": n}`, `n` the sessions ended |
 /// | `GET /auth/sessions` | the user's live sessions; `?exclude_current=true` leaves out the caller's |
 /// | `DELETE /auth/sessions/{id}` | ends one of the user's own sessions (204; 404 if it is not theirs) |
 /// | `GET /auth/me` | the current user, as `A::User` serializes |
@@ -395,11 +395,12 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// How many tokens a revocation ended.
+/// How many of the user's other sessions a logout ended.
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Revoked {
-    /// Tokens revoked.
+    /// Sessions (logins, with their access and refresh tokens) ended;
+    /// 0 when there were none.
     revoked: u64,
 }
 

@@ -966,12 +966,24 @@ impl Security {
     }
 
     /// Revokes every token of a user except those of the session
-    /// `keep_session` ("log out other devices"); returns how many tokens
-    /// were revoked.
+    /// `keep_session` ("log out other devices"); returns how many
+    /// *sessions* (logins, each with its access and refresh tokens) it
+    /// ended: those that had a live token when the call began. Tokens
+    /// that belong to no session (issued alone, without a `sid`, by
+    /// [`create_access_token`](Self::create_access_token)) are revoked too
+    /// but not counted.
     pub async fn revoke_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
-        let at = now();
-        let first = self
+        let others: std::collections::HashSet<String> = self
             .inner
+            .store
+            .list_live(user_id, now())
+            .await?
+            .into_iter()
+            .filter_map(|r| r.family_id)
+            .filter(|sid| sid != keep_session)
+            .collect();
+        let at = now();
+        self.inner
             .store
             .revoke_user(user_id, Some(keep_session), at)
             .await?;
@@ -982,13 +994,12 @@ impl Security {
         // have run before the first pass committed. Whatever the first pass
         // missed was inserted before the second began, so the second sees
         // it; a token inserted later is caught by its refresh's re-check.
-        let second = self
-            .inner
+        self.inner
             .store
             .revoke_user(user_id, Some(keep_session), at)
             .await?;
         self.inner.metrics.revocation(RevocationKind::OtherSessions);
-        Ok(first + second)
+        Ok(u64::try_from(others.len()).unwrap_or(u64::MAX))
     }
 
     /// The user's live login sessions, oldest first.
