@@ -127,19 +127,29 @@ async fn serve_demo_prints_working_credentials_once() {
         &server.wait_for(Stream::Stdout, |l| l.contains("username:")),
         "username:",
     );
-    let password = extract(
-        &server.wait_for(Stream::Stdout, |l| l.contains("password:")),
-        "password:",
-    );
+    let login_hint = server.wait_for(Stream::Stdout, |l| l.contains("curl"));
+    // The password is the line after its label, alone on it.
+    let stdout = server.lines_matching(Stream::Stdout, |_| true);
+    let label = stdout
+        .iter()
+        .position(|l| l.contains("password (shown only this once"))
+        .expect("the password's label");
+    let password = stdout[label + 1].clone();
     let base = server.wait_until_listening();
     assert_eq!(username, "demo");
     assert!(password.len() >= 20, "a strong random password");
+    assert!(
+        password.chars().all(|c| c.is_ascii_alphanumeric()),
+        "alone on its line: {password:?}"
+    );
     server.wait_for(Stream::Stderr, |l| l.contains("DEVELOPMENT secret"));
-    let login_hint = server.wait_for(Stream::Stdout, |l| l.contains("curl"));
     assert!(
         login_hint.contains(&format!("{base}/auth/login")),
         "{login_hint}"
     );
+    // The login command reads the password from $PW: it never holds it.
+    assert!(login_hint.contains("\"password=$PW\""), "{login_hint}");
+    assert!(!login_hint.contains(&password), "{login_hint}");
 
     let client = reqwest::Client::new();
     let response = client
@@ -172,11 +182,7 @@ async fn serve_demo_prints_working_credentials_once() {
     assert!(server.terminate().success());
     server.drain();
     let log = server.captured();
-    assert_eq!(
-        log.matches(&password).count(),
-        2,
-        "printed once (+ the curl hint)"
-    );
+    assert_eq!(log.matches(&password).count(), 1, "printed once");
     let logged = server.lines_matching(Stream::Stderr, |l| l.contains(&password));
     assert!(logged.is_empty(), "never through the log: {logged:?}");
 
