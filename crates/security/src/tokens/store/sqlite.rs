@@ -99,10 +99,19 @@ impl SqliteTokenStore {
         // second fails on the migrations table's key. Its transaction rolled
         // back and the winner's committed, so running again finds the
         // migration applied (and checks its checksum).
-        let mut retries = 0;
+        // And while another process migrates, a migration's transaction
+        // may find the file locked: SQLite answers "database is locked" at
+        // once, without waiting, when two transactions would deadlock
+        // (both read, then both want to write). It rolled back: wait a
+        // moment and run again.
+        let (mut races, mut busy) = (0, 0u64);
         loop {
             match migrator.run(&self.pool).await {
-                Err(err) if retries < 3 && lost_migration_race(&err) => retries += 1,
+                Err(err) if races < 3 && lost_migration_race(&err) => races += 1,
+                Err(err) if busy < 20 && busy_anywhere(&err) => {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(10 * busy)).await;
+                }
                 done => {
                     return done
                         .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
@@ -110,6 +119,18 @@ impl SqliteTokenStore {
             }
         }
     }
+}
+
+/// Whether SQLite's "busy" or "locked" is anywhere in `err`'s chain.
+fn busy_anywhere(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        if cause.downcast_ref::<sqlx::Error>().is_some_and(is_busy) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// A failure that means another process applied the same migration
@@ -130,10 +151,14 @@ fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     false
 }
 
-/// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock.
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), or one of their extended codes
+/// (SQLITE_BUSY_SNAPSHOT is 517): another connection holds the lock.
 fn is_busy(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6")),
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
         _ => false,
     }
 }
