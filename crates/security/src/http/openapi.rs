@@ -435,7 +435,9 @@ fn operation(route: AuthRoute) -> Operation {
                  token. Takes the OAuth2 password form (`grant_type=password`, RFC 6749 section \
                  4.3) or the same fields as JSON. Failed logins are throttled per account and \
                  per client address: then `429` with `Retry-After`, before any password check. \
-                 A wrong password and an unknown user get the same answer.",
+                 A wrong password and an unknown user get the same answer, and every such \
+                 `401` takes at least the configured failure floor (default 500 ms), so that \
+                 its timing says nothing about the account either.",
             ))
             .request_body(Some(
                 RequestBodyBuilder::new()
