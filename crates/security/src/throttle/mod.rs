@@ -52,7 +52,8 @@
 //!    short while ([`REMOTE_WAIT`], a little above one password
 //!    verification, with growing pauses). A throttle whose counts are
 //!    this process's alone ([`LoginThrottle::is_local`], the memory
-//!    throttle) skips this;
+//!    throttle) only looks once more after [`LOCAL_RECHECK`] (an attempt
+//!    is counted an instant before it registers as in flight);
 //! 4. when nothing it waits for remains, the refusal is final: `429` with
 //!    a `Retry-After` taken at that moment, and this last hit stays
 //!    counted (the window is fixed, so it extends nothing; it marks the
@@ -62,7 +63,7 @@
 //! waiting attempts are admitted only into slots that a success or an
 //! abandoned check freed, and a failure frees none. When committed
 //! failures fill the window and nothing is in flight, the refusal comes
-//! at once (memory throttle) or after [`REMOTE_WAIT`] (shared counts),
+//! after [`LOCAL_RECHECK`] (memory throttle) or [`REMOTE_WAIT`] (shared counts),
 //! costs no hashing and is the same for every username. The only wait
 //! that is not bounded by verdicts is capped by [`LOCAL_WAIT`]. This needs
 //! no other store operation than the five backends' `hit`, `undo` and
@@ -223,9 +224,9 @@ pub trait LoginThrottle: Send + Sync + 'static {
     /// Whether the counts are this process's alone (no other process
     /// counts in them), as in [`MemoryLoginThrottle`]. Then an attempt
     /// refused while no attempt of its key is in flight here is refused
-    /// at once; with shared counts (the default answer, `false`) it first
-    /// waits briefly for attempts other processes may have in flight
-    /// (see the module docs of [`Security::begin_login`](crate::Security::begin_login)).
+    /// almost at once; with shared counts (the default answer, `false`)
+    /// it first waits up to half a second for attempts other processes
+    /// may have in flight (see [`Security::begin_login`](crate::Security::begin_login)).
     fn is_local(&self) -> bool {
         false
     }
@@ -403,9 +404,13 @@ pub(crate) const LOCAL_WAIT: Duration = Duration::from_secs(5);
 /// How long an attempt refused with none in flight here waits for
 /// attempts that may be in flight in *other* processes sharing the
 /// counts (they cannot wake it: it polls): a little above one password
-/// verification, a bcrypt cost-12 one included. Not at all when the
-/// counts are this process's alone ([`LoginThrottle::is_local`]).
+/// verification, a bcrypt cost-12 one included.
 pub(crate) const REMOTE_WAIT: Duration = Duration::from_millis(500);
+/// The same when the counts are this process's alone
+/// ([`LoginThrottle::is_local`]): no other process has attempts in
+/// flight, but an attempt of this one is counted an instant before it is
+/// registered as in flight, so a refusal that finds none looks once more.
+pub(crate) const LOCAL_RECHECK: Duration = Duration::from_millis(25);
 /// The first pause before trying a refused attempt again; it doubles up
 /// to [`MAX_RETRY_PAUSE`].
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(20);
@@ -427,7 +432,7 @@ pub(crate) async fn begin(
 ) -> Result<Result<LoginAttempt, Refused>, StoreError> {
     let started = tokio::time::Instant::now();
     let remote_wait = if throttle.is_local() {
-        Duration::ZERO
+        LOCAL_RECHECK
     } else {
         REMOTE_WAIT
     };
