@@ -88,6 +88,9 @@ async fn app() -> (Router, String) {
         // limits its wrong passwords would soon be answered 429 unhashed.
         .login_max_failures_per_account(0)
         .login_max_failures_per_address(0)
+        // Nor the failure floor: held failures would sleep instead of
+        // keeping the hashing pool busy.
+        .login_failure_floor(std::time::Duration::ZERO)
         .build()
         .unwrap();
     let hasher = PasswordHasher::default();

@@ -19,6 +19,7 @@
 //! | `LOGIN_THROTTLE_WINDOW_SECONDS` | the throttle window, from the first counted attempt (1 to 86400) | 900 |
 //! | `JWT_VALIDATION_MODE` | `strict` (a store read per request) or `synced` (an in-memory revocation view kept current by the store's change feed; see [`ValidationMode`]) | `strict` |
 //! | `JWT_SYNC_INTERVAL_MS` | synced mode: how often the change feed is polled (or, with PostgreSQL and Redis, checked besides its signals), 10 to 60000 | 250 |
+//! | `LOGIN_FAILURE_FLOOR_MS` | the least time a failed login takes, in milliseconds, so that failures of every kind take the same time (0 to 10000; 0 disables) | 500 |
 //! | `PASSWORD_ARGON2_MEMORY_KIB` | argon2id memory of new password hashes, in KiB (19456 to 262144) | 19456 |
 //! | `PASSWORD_ARGON2_ITERATIONS` | argon2id passes (2 to 16) | 2 |
 //! | `PASSWORD_ARGON2_PARALLELISM` | argon2id lanes (1 to 16) | 1 |
@@ -149,6 +150,7 @@ pub struct SecurityConfig {
     pub(crate) login_throttle_window: Duration,
     pub(crate) validation_mode: ValidationMode,
     pub(crate) sync_interval: Duration,
+    pub(crate) login_failure_floor: Duration,
     pub(crate) password_policy: PasswordPolicy,
 }
 
@@ -184,6 +186,7 @@ impl std::fmt::Debug for SecurityConfig {
             .field("login_throttle_window", &self.login_throttle_window)
             .field("validation_mode", &self.validation_mode)
             .field("sync_interval", &self.sync_interval)
+            .field("login_failure_floor", &self.login_failure_floor)
             .field("password_policy", &self.password_policy)
             .finish()
     }
@@ -303,6 +306,19 @@ impl SecurityConfig {
                 })?;
             b = b.sync_interval(Duration::from_millis(ms));
         }
+        if let Some(v) = get("LOGIN_FAILURE_FLOOR_MS") {
+            let ms = v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= MAX_LOGIN_FAILURE_FLOOR_MS)
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "LOGIN_FAILURE_FLOOR_MS must be a whole number of milliseconds from 0 (off) to {MAX_LOGIN_FAILURE_FLOOR_MS}, got {v:?}"
+                    ))
+                })?;
+            b = b.login_failure_floor(Duration::from_millis(ms));
+        }
         b = b.password_policy(PasswordPolicy::from_lookup(&lookup)?);
         Ok(b)
     }
@@ -407,6 +423,11 @@ impl SecurityConfig {
     pub fn sync_interval(&self) -> Duration {
         self.sync_interval
     }
+    /// The least time a failed login takes (zero when off): see
+    /// [`SecurityConfigBuilder::login_failure_floor`].
+    pub fn login_failure_floor(&self) -> Duration {
+        self.login_failure_floor
+    }
     pub(crate) fn secret_bytes(&self) -> &[u8] {
         self.secret.expose_secret().as_bytes()
     }
@@ -456,6 +477,7 @@ pub struct SecurityConfigBuilder {
     login_throttle_window: Option<Duration>,
     validation_mode: ValidationMode,
     sync_interval: Option<Duration>,
+    login_failure_floor: Option<Duration>,
     password_policy: Option<PasswordPolicy>,
 }
 
@@ -637,6 +659,32 @@ impl SecurityConfigBuilder {
         self.sync_interval = Some(interval);
         self
     }
+    /// The least time a failed login takes (default 500 ms, at most 10 s;
+    /// zero turns it off), like PAM's fail delay.
+    ///
+    /// A login that fails for its credentials (unknown user, wrong
+    /// password, disabled user: every `401 invalid_credentials`) is
+    /// answered no sooner than this long after the request reached the
+    /// handler; the wait is an async sleep, no CPU. Successful logins are
+    /// never held, nor are refusals that say nothing about the account
+    /// (`429` from the throttle, `503` when a store is down).
+    ///
+    /// Why: an unknown user is checked against a dummy hash of the current
+    /// policy, so it costs what a wrong password for an account with an
+    /// argon2id hash costs. An account whose stored hash is slower (a
+    /// legacy bcrypt hash of cost 12 takes about 250 ms) would still tell
+    /// an attacker that it exists, by taking longer to fail. With every
+    /// failure held to the same floor, all failures take
+    /// `max(work, floor)`. The default, 500 ms, is above a bcrypt cost-12
+    /// verification on common hardware; with slower stored hashes (higher
+    /// bcrypt costs, strong argon2 parameters, a slow machine), raise it
+    /// above the slowest verification. When a failed login's own work
+    /// takes longer than the floor, a warning says so (the timing then
+    /// leaks again).
+    pub fn login_failure_floor(mut self, floor: Duration) -> Self {
+        self.login_failure_floor = Some(floor);
+        self
+    }
     /// If no secret is given, generate a random one for this process and log
     /// a loud warning. Refused when the environment is `Production`.
     pub fn generate_development_secret(mut self, enabled: bool) -> Self {
@@ -797,6 +845,14 @@ impl SecurityConfigBuilder {
                 "the sync interval must be from 10 milliseconds to 60 seconds",
             ));
         }
+        let login_failure_floor = self
+            .login_failure_floor
+            .unwrap_or(DEFAULT_LOGIN_FAILURE_FLOOR);
+        if login_failure_floor > Duration::from_millis(MAX_LOGIN_FAILURE_FLOOR_MS) {
+            return Err(Error::config(format!(
+                "the login failure floor must be at most {MAX_LOGIN_FAILURE_FLOOR_MS} ms (0 turns it off)"
+            )));
+        }
         let password_policy = self.password_policy.unwrap_or_default();
         password_policy.validate()?;
         let max_token_bytes = self.max_token_bytes.unwrap_or(8 * 1024);
@@ -826,6 +882,7 @@ impl SecurityConfigBuilder {
             login_throttle_window,
             validation_mode: self.validation_mode,
             sync_interval,
+            login_failure_floor,
             password_policy,
         })
     }
@@ -856,6 +913,11 @@ fn parse_algorithm(value: &str) -> Result<Algorithm> {
 const MAX_LOGIN_FAILURES: u32 = 1_000_000;
 /// The longest login throttle window: a day.
 const MAX_THROTTLE_WINDOW_SECS: u64 = 86_400;
+/// The default failed-login floor: above a bcrypt cost-12 verification
+/// (about 250 ms) on common hardware.
+const DEFAULT_LOGIN_FAILURE_FLOOR: Duration = Duration::from_millis(500);
+/// The longest failed-login floor: 10 s (more only ties up connections).
+const MAX_LOGIN_FAILURE_FLOOR_MS: u64 = 10_000;
 
 fn parse_limit(name: &str, value: &str) -> Result<u32> {
     value
@@ -1065,6 +1127,51 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(cfg.login_throttle_window(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_login_failure_floor_has_a_default_an_env_name_and_a_ceiling() {
+        let builder = || SecurityConfig::builder().secret(TEST_SECRET);
+        assert_eq!(
+            builder().build().unwrap().login_failure_floor(),
+            Duration::from_millis(500)
+        );
+        for (value, ms) in [("0", 0), (" 150 ", 150), ("10000", 10_000)] {
+            let cfg = SecurityConfig::builder_from_lookup(lookup(&[
+                ("JWT_SECRET_KEY", TEST_SECRET),
+                ("LOGIN_FAILURE_FLOOR_MS", value),
+            ]))
+            .unwrap()
+            .build()
+            .unwrap();
+            assert_eq!(
+                cfg.login_failure_floor(),
+                Duration::from_millis(ms),
+                "{value}"
+            );
+        }
+        for bad in ["-1", "10001", "0.5", "500ms", "half"] {
+            let err =
+                SecurityConfig::builder_from_lookup(lookup(&[("LOGIN_FAILURE_FLOOR_MS", bad)]))
+                    .unwrap_err()
+                    .to_string();
+            assert!(err.contains("LOGIN_FAILURE_FLOOR_MS"), "{err}");
+            assert!(err.contains("10000"), "{err}");
+        }
+        assert!(
+            builder()
+                .login_failure_floor(Duration::from_millis(10_001))
+                .build()
+                .is_err()
+        );
+        assert_eq!(
+            builder()
+                .login_failure_floor(Duration::ZERO)
+                .build()
+                .unwrap()
+                .login_failure_floor(),
+            Duration::ZERO
+        );
     }
 
     const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef";

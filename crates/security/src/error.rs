@@ -129,6 +129,9 @@ pub enum InvalidTokenReason {
     NotYetValid,
     /// A required claim (`sub`, `jti`, `exp`, `type`...) is absent or empty.
     MissingClaim,
+    /// A claim is present but its value cannot be used: a negative `exp`
+    /// or `nbf` (time claims are unsigned NumericDates here).
+    InvalidClaim,
     /// The signature is valid but the store has no record of this `jti`.
     UnknownToken,
     /// The store's record does not match the token (other user or type).
@@ -149,6 +152,7 @@ impl fmt::Display for InvalidTokenReason {
             InvalidTokenReason::Issuer => "the token issuer is not accepted",
             InvalidTokenReason::NotYetValid => "the token is not valid yet",
             InvalidTokenReason::MissingClaim => "the token lacks a required claim",
+            InvalidTokenReason::InvalidClaim => "a claim of the token has an invalid value",
             InvalidTokenReason::UnknownToken => "the token is not known to this service",
             InvalidTokenReason::RecordMismatch => "the token does not match its record",
             InvalidTokenReason::TooLarge => "the token is too large",

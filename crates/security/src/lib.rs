@@ -190,6 +190,12 @@
 //! hashed [`ThrottleKey`]s. Settings: [`SecurityConfigBuilder::login_max_failures_per_account`]
 //! and its neighbours, or the `LOGIN_*` variables of [`SecurityConfig::from_env`].
 //!
+//! Every login that fails for its credentials is also held to a minimum
+//! duration, the failure floor ([`SecurityConfigBuilder::login_failure_floor`],
+//! `LOGIN_FAILURE_FLOOR_MS`, default 500 ms; [`Security::delay_failed_login`]),
+//! so that an account whose stored hash is slower than the policy's (a
+//! legacy bcrypt hash) does not fail measurably slower than an unknown user.
+//!
 //! # Validation modes
 //!
 //! [`ValidationMode::Strict`] (the default) reads the token's record on

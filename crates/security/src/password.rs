@@ -138,9 +138,14 @@ impl PasswordPolicy {
         if let Some(v) = number("PASSWORD_MAX_BYTES")? {
             policy.max_password_bytes = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        policy.validate().map_err(|e| match given.as_slice() {
-            [] => e,
-            names => Error::Config(format!("{} (from {})", e, names.join(", "))),
+        policy.validate().map_err(|e| match (e, given.as_slice()) {
+            (e, []) => e,
+            // The message, not the error: its Display already says
+            // "configuration error: ", once is enough.
+            (Error::Config(message), names) => {
+                Error::Config(format!("{message} (from {})", names.join(", ")))
+            }
+            (e, _) => e,
         })?;
         Ok(policy)
     }

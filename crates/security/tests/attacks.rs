@@ -46,6 +46,7 @@ const AUDIENCE_REFUSED: (&str, &str) = ("invalid_token", "the token audience is 
 const ISSUER_REFUSED: (&str, &str) = ("invalid_token", "the token issuer is not accepted");
 const NOT_YET: (&str, &str) = ("invalid_token", "the token is not valid yet");
 const MISSING: (&str, &str) = ("invalid_token", "the token lacks a required claim");
+const INVALID_CLAIM: (&str, &str) = ("invalid_token", "a claim of the token has an invalid value");
 const UNKNOWN_TOKEN: (&str, &str) = ("invalid_token", "the token is not known to this service");
 const TOO_LARGE: (&str, &str) = ("invalid_token", "the token is too large");
 const EXPIRED: (&str, &str) = ("token_expired", "token has expired");
@@ -388,11 +389,21 @@ async fn time_claims_of_the_wrong_type_or_range_are_refused() {
             MALFORMED,
         ),
         // Time claims are unsigned NumericDates to the verifier: a negative
-        // one is no valid `exp` at all.
+        // one is present but not a valid `exp` (it is not missing).
         (
             "exp negative",
             with(base_claims(), "exp", json!(-1)),
-            MISSING,
+            INVALID_CLAIM,
+        ),
+        (
+            "exp far negative",
+            with(base_claims(), "exp", json!(i64::MIN)),
+            INVALID_CLAIM,
+        ),
+        (
+            "nbf negative",
+            with(base_claims(), "nbf", json!(-1)),
+            INVALID_CLAIM,
         ),
         (
             "exp an hour ago",

@@ -121,6 +121,10 @@ fn bad_values_name_their_variable() {
         ("PASSWORD_ARGON2_PARALLELISM", "0"),
         ("PASSWORD_MAX_BYTES", "16"),
         ("PASSWORD_MAX_BYTES", "10485760"),
+        ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "-1"),
+        ("LOGIN_MAX_FAILURES_PER_ADDRESS", "lots"),
+        ("LOGIN_THROTTLE_WINDOW_SECONDS", "15m"),
+        ("LOGIN_FAILURE_FLOOR_MS", "20000"),
     ] {
         let err = SecurityConfig::builder_from_lookup(lookup(&[
             ("JWT_SECRET_KEY", TEST_SECRET),
@@ -131,6 +135,14 @@ fn bad_values_name_their_variable() {
             matches!(&err, Error::Config(m) if m.contains(name)),
             "{name}={value}: {err:?}"
         );
+        // Said once, whatever wrapped what.
+        let text = err.to_string();
+        assert_eq!(
+            text.matches("configuration error").count(),
+            1,
+            "{name}={value}: {text}"
+        );
+        assert!(text.starts_with("configuration error: "), "{text}");
     }
 }
 

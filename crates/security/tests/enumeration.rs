@@ -2,6 +2,12 @@
 //! does not exist and a login for a real user with a wrong password give
 //! the same answer, byte for byte, and take the same time.
 //!
+//! Two ways to the same time: the hashing work is the same (an unknown user
+//! is verified against a dummy hash of the policy; measured with the
+//! failure floor off), and the failure floor holds every failure to the
+//! same minimum, which also covers accounts whose stored hash is slower
+//! than the policy's (a legacy bcrypt hash; measured with the floor on).
+//!
 //! Time is compared statistically, so that the test holds on a busy shared
 //! machine: many logins of each kind, interleaved in pairs (the order
 //! alternating) so that load from other processes falls on both kinds
@@ -14,6 +20,8 @@
 mod common;
 
 use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -32,9 +40,15 @@ const TOLERANCE: (f64, f64) = (0.92, 1.087);
 /// measured again; a real difference fails every round.
 const ROUNDS: usize = 3;
 
+/// The tests here measure time: one at a time, so neither loads the
+/// machine while the other measures.
+static MEASURING: Mutex<()> = Mutex::const_new(());
+
 /// `auth_router` over a directory whose only user, `ada`, has an argon2id
 /// hash at the default policy (argon2-cffi's, from the Python fixtures), so
-/// her hash costs what the dummy hash of an unknown user costs.
+/// her hash costs what the dummy hash of an unknown user costs. The
+/// failure floor is off: this router shows the hashing work itself is the
+/// same.
 fn router() -> Router {
     let vectors = python_vectors();
     let hash = vectors["passlib_argon2"]
@@ -52,6 +66,7 @@ fn router() -> Router {
     let config = config_builder()
         .login_max_failures_per_account(1_000_000)
         .login_max_failures_per_address(1_000_000)
+        .login_failure_floor(Duration::ZERO)
         .build()
         .unwrap();
     auth_router(auth_state(memory_security_with(config), &directory))
@@ -179,6 +194,7 @@ fn assert_indistinguishable(c: &Comparison) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_users_and_wrong_passwords_look_and_time_the_same() {
+    let _one_at_a_time = MEASURING.lock().await;
     let router = router();
     let wrong = "not the password";
     // A wrong password that is not in NFKC form takes the raw-bytes
@@ -257,4 +273,108 @@ async fn unknown_users_and_wrong_passwords_look_and_time_the_same() {
 
     assert_indistinguishable(&plain);
     assert_indistinguishable(&fallback);
+}
+
+/// bcrypt cost of the legacy account: slower to verify than the policy's
+/// argon2id dummy hash (cost 12 is ~4 times slower again; 10 keeps the
+/// test short).
+const LEGACY_BCRYPT_COST: u32 = 10;
+/// The floor for the legacy-hash test: above a cost-10 verification with
+/// room for a loaded machine.
+const TEST_FLOOR: Duration = Duration::from_millis(200);
+/// Pairs measured with the floor on (each login takes the floor).
+const FLOOR_PAIRS: usize = 30;
+
+/// `auth_router` over a directory whose only user, `legacy`, has a bcrypt
+/// hash (as passlib made them before the move to argon2id), with the
+/// failure floor at `floor`.
+fn legacy_router(floor: Duration) -> Router {
+    let hash = bcrypt::hash(PASSWORD, LEGACY_BCRYPT_COST).unwrap();
+    let directory = TestDirectory::default();
+    directory.add("7", "legacy", &hash);
+    let config = config_builder()
+        .login_max_failures_per_account(1_000_000)
+        .login_max_failures_per_address(1_000_000)
+        .login_failure_floor(floor)
+        .build()
+        .unwrap();
+    auth_router(auth_state(memory_security_with(config), &directory))
+}
+
+/// An account with a legacy bcrypt hash fails more slowly than an unknown
+/// user (whose dummy hash is the policy's argon2id), so without the floor
+/// its existence shows in the timing; with a floor above the bcrypt time,
+/// a wrong password for it and an unknown user take the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_floor_hides_a_legacy_bcrypt_account() {
+    let _one_at_a_time = MEASURING.lock().await;
+    let wrong = "not the password";
+
+    // Without the floor, the measure tells the two apart: the leak the
+    // floor exists for.
+    let bare = legacy_router(Duration::ZERO);
+    let (reference, _) = timed_login(&bare, "legacy", wrong).await;
+    assert_eq!(reference.status, StatusCode::UNAUTHORIZED);
+    for _ in 0..WARM_UP {
+        for user in ["nobody-here", "legacy"] {
+            let (res, _) = timed_login(&bare, user, wrong).await;
+            assert_same_answer(&reference, &res, user);
+        }
+    }
+    let (unknown, legacy) = measure(
+        &bare,
+        &reference,
+        PAIRS / 3,
+        ("nobody-here", wrong),
+        ("legacy", wrong),
+    )
+    .await;
+    let leak = compare(
+        "floor off: unknown user vs bcrypt account",
+        &unknown,
+        &legacy,
+    );
+    assert!(
+        !within_tolerance(leak.median_ratio) && !within_tolerance(leak.trimmed_ratio),
+        "a bcrypt cost-{LEGACY_BCRYPT_COST} account should fail measurably slower than an \
+         unknown user without the floor: {}",
+        leak.summary
+    );
+
+    // With the floor, every failure takes the floor.
+    let floored = legacy_router(TEST_FLOOR);
+    let (reference, _) = timed_login(&floored, "legacy", wrong).await;
+    for user in ["nobody-here", "legacy"] {
+        let (res, _) = timed_login(&floored, user, wrong).await;
+        assert_same_answer(&reference, &res, user);
+    }
+    let mut round = 0;
+    let same = loop {
+        round += 1;
+        let (unknown, legacy) = measure(
+            &floored,
+            &reference,
+            FLOOR_PAIRS,
+            ("nobody-here", wrong),
+            ("legacy", wrong),
+        )
+        .await;
+        // A sleep never ends early: the floor is a lower bound on every failure.
+        assert!(
+            unknown.iter().chain(&legacy).all(|t| *t >= TEST_FLOOR),
+            "a failure was answered before the floor"
+        );
+        let c = compare(
+            "floor on: unknown user vs bcrypt account",
+            &unknown,
+            &legacy,
+        );
+        if (within_tolerance(c.median_ratio) && within_tolerance(c.trimmed_ratio))
+            || round == ROUNDS
+        {
+            break c;
+        }
+        eprintln!("round {round} outside the tolerance; measuring again");
+    };
+    assert_indistinguishable(&same);
 }

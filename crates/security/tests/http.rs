@@ -1117,13 +1117,25 @@ async fn logout_others_keeps_only_the_current_session() {
     let app = app();
     let here = login(&app, "ada").await;
     let there = login(&app, "ada").await;
+    // Two more sessions, one of them refreshed (more tokens, one session).
+    login(&app, "ada").await;
+    let refreshed = login(&app, "ada").await;
+    let res = refresh_over_http(&app, &token(&refreshed, "refresh_token")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let res = send(
         &app.router,
         post_bearer("/auth/logout-others", &token(&here, "access_token")),
     )
     .await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
-    assert_eq!(res.json(), json!({"revoked": 2}));
+    // Sessions, not tokens.
+    assert_eq!(res.json(), json!({"revoked": 3}));
+    let res = send(
+        &app.router,
+        post_bearer("/auth/logout-others", &token(&here, "access_token")),
+    )
+    .await;
+    assert_eq!(res.json(), json!({"revoked": 0}));
     let res = send(
         &app.router,
         get("/auth/me", Some(&token(&here, "access_token"))),

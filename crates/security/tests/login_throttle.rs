@@ -115,11 +115,14 @@ fn app(per_account: u32, per_address: u32, window: Duration) -> App {
     )))
 }
 
+/// These limits and window; the failure floor off (these tests are about
+/// counts, and make many failed logins; `login_floor.rs` tests the floor).
 fn limits(per_account: u32, per_address: u32, window: Duration) -> SecurityConfig {
     config_builder()
         .login_max_failures_per_account(per_account)
         .login_max_failures_per_address(per_address)
         .login_throttle_window(window)
+        .login_failure_floor(Duration::ZERO)
         .build()
         .unwrap()
 }
@@ -289,6 +292,154 @@ async fn concurrent_wrong_logins_cannot_slip_past_the_limit() {
     }
     assert_eq!((unauthorized, throttled), (3, 9));
     assert_eq!(app.checks(), 3);
+    // The refusals (final once the three failures were in) end as before:
+    // ada stays throttled within the window, even with the right
+    // password, and bob is untouched.
+    assert_throttled(&login(&app, IP, "ada", PASSWORD).await, WINDOW);
+    assert_status(&login(&app, IP, "bob", PASSWORD).await, StatusCode::OK);
+}
+
+/// A user directory whose password checks take a while, like a slow hash
+/// on a busy machine: attempts stay in flight long enough to overlap.
+struct SlowAuth {
+    inner: TestAuth,
+    delay: Duration,
+}
+
+#[async_trait]
+impl UserAuthentication for SlowAuth {
+    type User = TestUser;
+
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> fastcore_security::Result<Option<TestUser>> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.authenticate(credentials).await
+    }
+
+    async fn get_user_by_id(&self, id: &str) -> fastcore_security::Result<Option<TestUser>> {
+        self.inner.get_user_by_id(id).await
+    }
+
+    fn get_user_id(&self, user: &TestUser) -> String {
+        self.inner.get_user_id(user)
+    }
+}
+
+/// `n` logins to ada with `password`, all at once, from `ip`; their statuses.
+async fn at_once(router: &Router, n: usize, ip: &str, password: &'static str) -> Vec<StatusCode> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let router = router.clone();
+        let request = login_from(ip, "ada", password);
+        tasks.spawn(async move { send(&router, request).await.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    statuses
+}
+
+/// Attempts are counted before their passwords are checked, so correct
+/// logins in flight fill the account's window like failures would; one
+/// refused meanwhile waits for them to be decided (a success clears the
+/// count) and tries again. Successful logins are never refused, however
+/// many arrive at once. With the default limits, and real hashing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_correct_logins_beyond_the_account_limit_all_succeed() {
+    let config = config_builder()
+        .login_failure_floor(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(config.login_max_failures_per_account(), 5);
+    let app = app_on(memory_security_with(config));
+    let statuses = at_once(&app.router, 16, IP, PASSWORD).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+}
+
+/// The same with checks slow enough that every attempt overlaps: limit 2,
+/// sixteen at once, each check 60 ms; on the memory store and on SQLite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn correct_logins_wait_for_slow_checks_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = fastcore_security::connect_store(&sqlite_url(&dir))
+        .await
+        .unwrap();
+    let stores: [Arc<dyn TokenStore>; 2] =
+        [Arc::new(fastcore_security::MemoryTokenStore::new()), sqlite];
+    for store in stores {
+        let backend = store.backend();
+        let security = Security::new(limits(2, 20, WINDOW), store).unwrap();
+        let directory = TestDirectory::default();
+        directory.add("1", "ada", &password_hash());
+        let auth = Arc::new(SlowAuth {
+            inner: authenticator(&directory),
+            delay: Duration::from_millis(60),
+        });
+        let router = auth_router(AuthState::new(security, auth));
+        let statuses = at_once(&router, 16, IP, PASSWORD).await;
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK),
+            "{backend}: {statuses:?}"
+        );
+        // Wrong passwords in flight still hold the line: of six at once,
+        // two fail and four are refused, whatever they wait.
+        let mut statuses = at_once(&router, 6, "192.0.2.99", WRONG).await;
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [
+                StatusCode::UNAUTHORIZED,
+                StatusCode::UNAUTHORIZED,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::TOO_MANY_REQUESTS,
+                StatusCode::TOO_MANY_REQUESTS
+            ],
+            "{backend}"
+        );
+    }
+}
+
+/// Two instances on one store: an attempt refused on one cannot hear the
+/// verdicts of attempts in flight on the other, so it polls the shared
+/// counts for a short while (about one slow password check) before the
+/// refusal is final; a burst split between them still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn correct_logins_spread_over_instances_wait_for_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let mut routers = Vec::new();
+    for _ in 0..2 {
+        let store = fastcore_security::connect_store(&url).await.unwrap();
+        let security = Security::new(limits(2, 0, WINDOW), store).unwrap();
+        let directory = TestDirectory::default();
+        directory.add("1", "ada", &password_hash());
+        let auth = Arc::new(SlowAuth {
+            inner: authenticator(&directory),
+            delay: Duration::from_millis(30),
+        });
+        routers.push(auth_router(AuthState::new(security, auth)));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let router = routers[i % 2].clone();
+        let request = login_from(IP, "ada", PASSWORD);
+        tasks.spawn(async move { send(&router, request).await.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
 }
 
 // ------------------------------------------------------------- per address

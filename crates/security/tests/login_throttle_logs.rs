@@ -1,5 +1,6 @@
 //! What failed and throttled logins write to the log: the hashed
-//! throttle key, never the username or the client address.
+//! throttle key, never the username or the client address; and the
+//! warning when a failure outlasts the failed-login floor.
 //!
 //! A test binary of its own: the log is captured with a thread-local
 //! subscriber, and tracing caches, per call site, whether anyone listens;
@@ -82,6 +83,60 @@ async fn failed_logins_log_a_hash_never_the_username() {
     assert!(log.contains("login throttle engaged"), "{log}");
     assert!(log.contains("too many failed attempts"), "{log}");
     for secret in ["Secret-Username", "secret-username", "0815", "1234", ip] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+/// A failure whose own work (here an argon2id verification) outlasts the
+/// failed-login floor is logged as a warning that names the setting, at
+/// most once for many such failures, and never with the username, the
+/// password or the hash.
+#[tokio::test(flavor = "current_thread")]
+async fn a_floor_shorter_than_the_work_is_reported_once() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // A bcrypt hash of cost 8 takes milliseconds; the floor is 1 ms.
+    let hash = bcrypt::hash("right password", 8).unwrap();
+    let directory = TestDirectory::default();
+    directory.add("1", "Floor-User-9917", &hash);
+    let config = config_builder()
+        .login_max_failures_per_account(0)
+        .login_max_failures_per_address(0)
+        .login_failure_floor(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let router = auth_router(auth_state(memory_security_with(config), &directory));
+    for _ in 0..3 {
+        let request = post_form(
+            "/auth/login",
+            &[
+                ("username", "Floor-User-9917"),
+                ("password", "wrong-password-5521"),
+            ],
+        );
+        assert_eq!(
+            send(&router, request).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("longer than the login failure floor"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(warnings[0].contains("WARN"), "{log}");
+    assert!(warnings[0].contains("LOGIN_FAILURE_FLOOR_MS"), "{log}");
+    assert!(warnings[0].contains("floor_ms=1"), "{log}");
+    for secret in ["Floor-User", "floor-user", "5521", &hash[..20]] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }

@@ -27,7 +27,8 @@ use crate::purge::DEFAULT_PURGE_BATCH;
 /// JWT_AUDIENCE, JWT_ISSUER, JWT_ALLOWED_AUDIENCES, DATABASE_URL, and the
 /// login throttle's LOGIN_MAX_FAILURES_PER_ACCOUNT,
 /// LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_THROTTLE_WINDOW_SECONDS (also
-/// `serve` flags); RUST_LOG sets the log level.
+/// `serve` flags), LOGIN_FAILURE_FLOOR_MS (the least time a failed login
+/// takes, default 500); RUST_LOG sets the log level.
 #[derive(Debug, Parser)]
 #[command(
     name = "fastcore-security",
@@ -82,13 +83,122 @@ Exit codes:
   1  the command failed: one line on standard error says why
   2  the command line is wrong (unknown command or option, missing argument)";
 
+/// Why the command line could not be parsed.
+#[derive(Debug)]
+pub enum ParseError {
+    /// The command line itself is wrong (or asks for help or the
+    /// version): clap's own error, printed and exited with by
+    /// [`clap::Error::exit`] (status 2 for a usage error).
+    CommandLine(clap::Error),
+    /// An option's environment variable holds a value the option refuses:
+    /// a configuration error naming the variable (exit status 1, like the
+    /// library's own configuration errors).
+    Environment(String),
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParseError::CommandLine(err) => write!(f, "{err}"),
+            ParseError::Environment(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
 impl Cli {
+    /// Parses `args` (the program name first) like [`clap::Parser::try_parse_from`],
+    /// except that a bad value that came from an option's environment
+    /// variable rather than from the command line is reported under the
+    /// variable's name ("FASTCORE_PURGE_INTERVAL_SECONDS has an invalid
+    /// value ..."), not the flag's: the flag was never typed.
+    pub fn parse_args<I, T>(args: I) -> Result<Self, ParseError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        Self::try_parse_from(&args).map_err(|err| match env_source_of(&err, &args) {
+            Some(variable) => ParseError::Environment(env_error_message(&err, &variable)),
+            None => ParseError::CommandLine(err),
+        })
+    }
+
     /// How to open the database, beyond its URL.
     pub fn open_options(&self) -> OpenOptions {
         OpenOptions {
             redis_prefix: self.redis_prefix.clone(),
         }
     }
+}
+
+/// The environment variable a clap value error came from: the error is
+/// about an option that has one, and the option is not on the command
+/// line (clap reads the variable only then).
+fn env_source_of(err: &clap::Error, args: &[std::ffi::OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue | ErrorKind::InvalidUtf8
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build(); // an option's display needs the built command
+    let arg = find_arg(&command, shown)?;
+    let variable = arg.get_env()?.to_string_lossy().into_owned();
+    let mut spellings: Vec<String> = arg
+        .get_long_and_visible_aliases()
+        .into_iter()
+        .flatten()
+        .map(|long| format!("--{long}"))
+        .collect();
+    spellings.extend(arg.get_short().map(|short| format!("-{short}")));
+    let typed = args.iter().skip(1).any(|word| {
+        let word = word.to_string_lossy();
+        spellings
+            .iter()
+            .any(|flag| word == flag.as_str() || word.starts_with(&format!("{flag}=")))
+    });
+    (!typed).then_some(variable)
+}
+
+/// The option (of the command or any subcommand) clap shows as `shown`
+/// (`--purge-interval <DURATION>`), if it has an environment variable.
+fn find_arg<'a>(command: &'a clap::Command, shown: &str) -> Option<&'a clap::Arg> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_env().is_some() && arg.to_string() == shown)
+        .or_else(|| {
+            command
+                .get_subcommands()
+                .find_map(|sub| find_arg(sub, shown))
+        })
+}
+
+/// "configuration error: VARIABLE has an invalid value "...": why".
+fn env_error_message(err: &clap::Error, variable: &str) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let value = match err.get(ContextKind::InvalidValue) {
+        // A database URL may hold a password: never echo one.
+        Some(ContextValue::String(value)) => format!(" {:?}", crate::redact_value(value)),
+        _ => String::new(),
+    };
+    let why = match (
+        std::error::Error::source(err),
+        err.get(ContextKind::ValidValue),
+    ) {
+        (Some(source), _) => format!(": {source}"),
+        (None, Some(ContextValue::Strings(valid))) => {
+            format!(": expected one of {}", valid.join(", "))
+        }
+        _ => String::new(),
+    };
+    format!("configuration error: {variable} has an invalid value{value}{why}")
 }
 
 fn parse_redis_prefix(text: &str) -> Result<String, String> {
@@ -239,11 +349,15 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub purge_batch: u32,
 
+    // The three login throttle options have no clap `env`: the library
+    // reads LOGIN_* itself (`SecurityConfig::builder_from_env`), with one
+    // parser and errors that name the variable; a flag overrides it.
     /// Failed logins one account may have per login throttle window;
     /// after them, logins to that account (from any address, with any
     /// password) get 429 until the window ends. A successful login clears
-    /// the count. 0 turns the limit off. [default: 5]
-    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ACCOUNT", value_name = "N",
+    /// the count. 0 turns the limit off. Overrides
+    /// LOGIN_MAX_FAILURES_PER_ACCOUNT. [default: 5]
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub login_max_failures_per_account: Option<u32>,
 
@@ -251,16 +365,16 @@ pub struct ServeArgs {
     /// throttle window, over all accounts; after them, its logins get 429
     /// until the window ends. The server sees the peer address: behind a
     /// reverse proxy every client has the proxy's, so raise this or turn
-    /// it off (0) there. [default: 20]
-    #[arg(long, env = "LOGIN_MAX_FAILURES_PER_ADDRESS", value_name = "N",
+    /// it off (0) there. Overrides LOGIN_MAX_FAILURES_PER_ADDRESS. [default: 20]
+    #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub login_max_failures_per_address: Option<u32>,
 
     /// The login throttle window, from an account's or address's first
     /// counted failure: `15m`, `1h`, `90s`, a bare number of seconds; from
-    /// 1s to 24h. [default: 15m]
-    #[arg(long, env = "LOGIN_THROTTLE_WINDOW_SECONDS", value_name = "DURATION",
-          value_parser = parse_throttle_window)]
+    /// 1s to 24h. Overrides LOGIN_THROTTLE_WINDOW_SECONDS (whole seconds).
+    /// [default: 15m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_throttle_window)]
     pub login_throttle_window: Option<Duration>,
 
     /// How access tokens are checked after their signature: `strict` reads

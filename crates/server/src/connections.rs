@@ -24,12 +24,20 @@
 //! Request bodies and handlers have their own limits inside the router
 //! (see [`crate::serve::app`]). Each request carries axum's
 //! [`ConnectInfo<SocketAddr>`] with the client's address.
+//!
+//! A request hyper cannot parse (a head over its buffer or with too many
+//! headers: 431; a URI too long: 414; anything malformed: 400) never
+//! reaches the router; hyper answers it with an empty body and closes the
+//! connection. The stream each connection is served over swaps that answer,
+//! as hyper writes it, for a problem+json one with the same status
+//! ([`crate::problem::parse_error_response`]), so every error the server
+//! sends has the same shape.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,6 +53,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
+
+use crate::problem::parse_error_response;
 
 /// How long a client may take to send a request head (see the module docs).
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -427,6 +437,7 @@ async fn serve_connection(
     let io = TokioIo::new(WatchedStream {
         inner: stream,
         activity: Arc::clone(&activity),
+        replacement: None,
     });
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let in_progress = activity.request_started();
@@ -470,10 +481,53 @@ async fn serve_connection(
     }
 }
 
-/// A TCP stream that tells its [`Activity`] when bytes arrive.
+/// A TCP stream that tells its [`Activity`] when bytes arrive, and gives
+/// hyper's own answer to a request it could not parse (an empty 400, 414
+/// or 431) a problem body on its way out ([`parse_error_response`]).
 struct WatchedStream {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// The problem response written instead of hyper's answer, and how
+    /// much of it has gone out.
+    replacement: Option<(Vec<u8>, usize)>,
+}
+
+impl WatchedStream {
+    /// Takes `written` (hyper's whole buffer) in place of the socket when
+    /// it is one of hyper's parse error answers: the problem response
+    /// goes out instead, on the next writes and flushes.
+    fn replaces(&mut self, written: &[u8]) -> bool {
+        if self.replacement.is_some() {
+            return false;
+        }
+        match parse_error_response(written) {
+            Some(response) => {
+                let status = written.get(9..12).map(String::from_utf8_lossy);
+                tracing::debug!(
+                    status = status.as_deref().unwrap_or("?"),
+                    "answering a request that could not be parsed"
+                );
+                self.replacement = Some((response, 0));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes out what is left of the replacement, if any.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, sent)) = &mut self.replacement {
+            if *sent == bytes.len() {
+                break;
+            }
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &bytes[*sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *sent += n;
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl AsyncRead for WatchedStream {
@@ -497,6 +551,10 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.replaces(buf) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -505,6 +563,13 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let mut written = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (written.next(), written.next())
+            && self.replaces(only)
+        {
+            return Poll::Ready(Ok(only.len()));
+        }
+        ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
 
@@ -513,10 +578,12 @@ impl AsyncWrite for WatchedStream {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_replacement(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -307,7 +307,7 @@ const SQLITE_MIGRATION_RETRIES: u32 = 3;
 
 /// The server's users migrations on SQLite, again if they lost a race.
 async fn migrate_sqlite_users(pool: &sqlx::SqlitePool) -> Result<(), MigrateError> {
-    let mut retries = 0;
+    let (mut retries, mut busy) = (0, 0u64);
     loop {
         let migrated = async {
             let mut conn = pool.acquire().await?;
@@ -320,9 +320,34 @@ async fn migrate_sqlite_users(pool: &sqlx::SqlitePool) -> Result<(), MigrateErro
                 retries += 1;
                 tracing::debug!("another process applied a users migration first; checking again");
             }
+            // Another process migrating at the same moment: SQLite says
+            // "database is locked" at once when two transactions would
+            // deadlock. This one rolled back; wait a moment, run again.
+            Err(err) if busy < 20 && is_sqlite_busy(&err) => {
+                busy += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(10 * busy)).await;
+            }
             done => return done,
         }
     }
+}
+
+/// Whether SQLite's "busy" or "locked" (codes 5 and 6, with their
+/// extended codes such as 517) is anywhere in `err`'s chain.
+fn is_sqlite_busy(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
+            && db
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                .is_some_and(|code| matches!(code & 0xff, 5 | 6))
+        {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// Whether a unique constraint failed anywhere in `err`'s chain.

@@ -43,6 +43,12 @@ pub fn error_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// A value to show in an error: passwords in a URL hidden
+/// ([`fastcore_security::redact_url`]), anything else as is.
+pub fn redact_value(value: &str) -> String {
+    fastcore_security::redact_url(value)
+}
+
 /// Runs one command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let options = cli.open_options();

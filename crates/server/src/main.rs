@@ -5,14 +5,22 @@
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::Parser as _;
-use fastcore_security_server::cli::Cli;
+use fastcore_security_server::cli::{Cli, ParseError};
 use fastcore_security_server::error_line;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     fastcore_security_server::memory::return_freed_blocks();
-    let cli = Cli::parse();
+    let cli = match Cli::parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(ParseError::CommandLine(err)) => err.exit(),
+        // A bad environment variable is a configuration error: one line,
+        // status 1, like the library's.
+        Err(ParseError::Environment(message)) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_logging(cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

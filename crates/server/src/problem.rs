@@ -8,6 +8,13 @@
 //! place that fixes them up, keeping their status and headers (`Allow` on a
 //! 405). It also puts a deadline on the request body: a client that stops
 //! sending one gets 408, not a 503 after the whole request timeout.
+//!
+//! A request hyper cannot parse never reaches the router: hyper answers it
+//! itself, with an empty body, and closes the connection (431 for a head
+//! over its buffer or with too many headers, 414 for a URI too long, 400
+//! for anything else malformed). [`crate::connections`] rewrites those
+//! answers, on their way to the socket, into the same problem bodies
+//! ([`parse_error_response`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,16 +40,21 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// A problem response: `status` with a JSON body in the library's shape.
 pub fn problem(status: StatusCode, code: &str, detail: &str) -> Response {
-    let body = serde_json::json!({
+    let mut response = (status, problem_body(status, code, detail)).into_response();
+    set_problem_headers(response.headers_mut());
+    response
+}
+
+/// The JSON text of a problem body: `type`, `title`, `status`, `detail`, `code`.
+pub fn problem_body(status: StatusCode, code: &str, detail: &str) -> String {
+    serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": detail,
         "code": code,
-    });
-    let mut response = (status, body.to_string()).into_response();
-    set_problem_headers(response.headers_mut());
-    response
+    })
+    .to_string()
 }
 
 fn set_problem_headers(headers: &mut HeaderMap) {
@@ -177,6 +189,66 @@ impl HttpBody for DeadlinedBody {
     }
 }
 
+/// The problem response (head and body, as bytes for the socket) that
+/// replaces hyper's own empty answer to a request it could not parse, or
+/// `None` when `written` is not such an answer.
+///
+/// hyper writes those answers (400, 414, 431) as one head-only buffer,
+/// `HTTP/1.1 <status> <reason>`, `connection: close`, `content-length: 0`,
+/// maybe `date`, nothing else: a shape no response of the router has (its
+/// error responses all carry a problem body). The date is kept.
+pub fn parse_error_response(written: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(written).ok()?;
+    let head = text.strip_suffix("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.strip_prefix("HTTP/1.1 ")?;
+    let (status, code, detail) = match status {
+        "431 Request Header Fields Too Large" => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            "the request headers are too large or too many",
+        ),
+        "414 URI Too Long" => (
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            "the request URI is too long",
+        ),
+        "400 Bad Request" => (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request is not valid HTTP/1.1",
+        ),
+        _ => return None,
+    };
+    let mut date = None;
+    let mut closes = false;
+    let mut empty = false;
+    for line in lines {
+        let (name, value) = line.split_once(": ")?;
+        match name.to_ascii_lowercase().as_str() {
+            "connection" if value == "close" => closes = true,
+            "content-length" if value == "0" => empty = true,
+            "date" => date = Some(value),
+            _ => return None,
+        }
+    }
+    if !(closes && empty) {
+        return None;
+    }
+    let body = problem_body(status, code, detail);
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: {PROBLEM_JSON}\r\n\
+         cache-control: no-store\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if let Some(date) = date {
+        response.push_str(&format!("date: {date}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&body);
+    Some(response.into_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +265,44 @@ mod tests {
         assert_eq!(fixed.headers()[header::ALLOW], "POST");
         assert_eq!(fixed.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         assert!(!needs_problem_body(&fixed));
+    }
+
+    #[test]
+    fn hypers_own_parse_error_answers_get_a_problem_body() {
+        let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+                      content-length: 0\r\ndate: Fri, 04 Dec 2026 17:04:15 GMT\r\n\r\n";
+        let fixed = String::from_utf8(parse_error_response(hyper).unwrap()).unwrap();
+        let (head, body) = fixed.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+        assert!(head.contains("\r\ncontent-type: application/problem+json"));
+        assert!(head.contains("\r\nconnection: close"));
+        assert!(head.contains("\r\ndate: Fri, 04 Dec 2026 17:04:15 GMT"));
+        assert!(head.contains(&format!("\r\ncontent-length: {}", body.len())));
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["status"], 431);
+        assert_eq!(json["code"], "headers_too_large");
+        for (line, status) in [
+            ("HTTP/1.1 414 URI Too Long", 414),
+            ("HTTP/1.1 400 Bad Request", 400),
+        ] {
+            let hyper = format!("{line}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+            let fixed = String::from_utf8(parse_error_response(hyper.as_bytes()).unwrap()).unwrap();
+            let body = fixed.split_once("\r\n\r\n").unwrap().1;
+            let json: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(json["status"], status);
+        }
+        // Anything else goes out as written: a response with a body, a
+        // kept-alive one, other statuses, a body chunk.
+        for other in [
+            &b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: 2\r\n\r\n"[..],
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"{\"ok\":true}",
+            b"",
+        ] {
+            assert!(parse_error_response(other).is_none(), "{other:?}");
+        }
     }
 
     #[test]

@@ -203,6 +203,8 @@ pub async fn serve(
         max_failures_per_account = config.login_max_failures_per_account(),
         max_failures_per_address = config.login_max_failures_per_address(),
         window_s = config.login_throttle_window().as_secs(),
+        failure_floor_ms =
+            u64::try_from(config.login_failure_floor().as_millis()).unwrap_or(u64::MAX),
         "login throttle"
     );
     tracing::info!(
@@ -384,18 +386,30 @@ async fn ensure_demo_user(
         .collect();
     let hash = hasher.hash(&password).await?;
     users.create(DEMO_USERNAME, &hash).await?;
-    let url = local_url(addr);
-    let rule = "=".repeat(72);
-    println!("{rule}");
-    println!("Demo user created. The password is shown only this once.");
-    println!();
-    println!("    username: {DEMO_USERNAME}");
-    println!("    password: {password}");
-    println!();
-    println!("Log in:");
-    println!("    curl -s {url}/auth/login -d username={DEMO_USERNAME} -d password={password}");
-    println!("{rule}");
+    print!("{}", demo_banner(&local_url(addr), &password));
     Ok(())
+}
+
+/// The credentials `serve --demo` prints: the password once, alone on its
+/// line (easy to select, and in no command line that shell history or a
+/// terminal log would keep), and the commands to log in, which read it
+/// from `$PW`.
+fn demo_banner(url: &str, password: &str) -> String {
+    let rule = "=".repeat(72);
+    format!(
+        "{rule}\n\
+         Demo user created.\n\
+         \n\
+         \x20   username: {DEMO_USERNAME}\n\
+         \x20   password (shown only this once, on the next line):\n\
+         {password}\n\
+         \n\
+         Log in: put the password in PW (read -rs keeps it off the screen and out\n\
+         of your shell history; paste it and press Enter), then:\n\
+         \x20   read -rs PW\n\
+         \x20   curl -s {url}/auth/login -d username={DEMO_USERNAME} --data-urlencode \"password=$PW\"\n\
+         {rule}\n"
+    )
 }
 
 /// What `serve --demo` prints instead of credentials when the database
@@ -484,6 +498,25 @@ mod tests {
         assert_eq!(local_url(any6), "http://[::1]:8000");
         let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
         assert_eq!(local_url(lo), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn the_demo_banner_shows_the_password_once_on_its_own_line() {
+        let password = "Xq7vB2nR9kLm4pT8wZ3yA6cD";
+        let banner = demo_banner("http://127.0.0.1:8000", password);
+        assert_eq!(banner.matches(password).count(), 1, "{banner}");
+        assert!(banner.lines().any(|line| line == password), "{banner}");
+        let login = banner
+            .lines()
+            .find(|line| line.contains("curl"))
+            .expect("a login command");
+        assert!(
+            login.contains("http://127.0.0.1:8000/auth/login"),
+            "{login}"
+        );
+        assert!(login.contains("username=demo"), "{login}");
+        assert!(login.contains("\"password=$PW\""), "{login}");
+        assert!(banner.contains("    read -rs PW\n"), "{banner}");
     }
 
     #[test]

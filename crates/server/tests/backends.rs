@@ -556,9 +556,9 @@ async fn wait_until_gone(store: &dyn fastcore_security::TokenStore, jti: &str) {
 /// each migration, and must find it applied rather than fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn instances_migrating_one_new_sqlite_file_at_once_all_start() {
-    for _ in 0..5 {
+    for _ in 0..10 {
         let store = TestStore::sqlite();
-        let opens = (0..8).map(|_| {
+        let opens = (0..16).map(|_| {
             let url = store.url().to_owned();
             tokio::spawn(
                 async move { fastcore_security_server::database::Database::open(&url).await },

@@ -788,6 +788,94 @@ fn every_command_has_help_with_an_example() {
     }
 }
 
+/// A bad value is reported under the name it was given as: the
+/// environment variable's (a configuration error: one line, status 1)
+/// when it came from the environment, the flag's (clap's usage error,
+/// status 2) when it was typed. "configuration error" is said once.
+#[test]
+fn bad_values_are_reported_under_the_name_they_were_given_as() {
+    let temp = TempDb::new();
+    // `--bind` that cannot work: were a value accepted by mistake, the
+    // server would stop there instead of serving forever.
+    let serve = || {
+        let mut command = binary(temp.dir.path());
+        command
+            .args(["serve", "--bind", "not-an-address", "--database-url"])
+            .arg(temp.url())
+            .env("JWT_SECRET_KEY", SECRET);
+        command
+    };
+    for (variable, value, flag) in [
+        (
+            "LOGIN_THROTTLE_WINDOW_SECONDS",
+            "abc",
+            "--login-throttle-window",
+        ),
+        (
+            "LOGIN_THROTTLE_WINDOW_SECONDS",
+            "0",
+            "--login-throttle-window",
+        ),
+        (
+            "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+            "-1",
+            "--login-max-failures-per-account",
+        ),
+        (
+            "LOGIN_MAX_FAILURES_PER_ADDRESS",
+            "many",
+            "--login-max-failures-per-address",
+        ),
+        ("LOGIN_FAILURE_FLOOR_MS", "99999", "--login-failure-floor"),
+        ("FASTCORE_PURGE_INTERVAL_SECONDS", "abc", "--purge-interval"),
+        ("FASTCORE_REDIS_PREFIX", "", "--redis-prefix"),
+        ("PASSWORD_ARGON2_ITERATIONS", "1", "--"),
+    ] {
+        let mut command = serve();
+        command.env(variable, value);
+        let out = run(command, None);
+        let what = format!("{variable}={value:?}: {out:?}");
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert_eq!(out.stderr.lines().count(), 1, "{what}");
+        assert!(
+            out.stderr.starts_with("error: configuration error: "),
+            "{what}"
+        );
+        assert_eq!(
+            out.stderr.matches("configuration error").count(),
+            1,
+            "{what}"
+        );
+        assert!(out.stderr.contains(variable), "{what}");
+        assert!(!out.stderr.contains(flag), "{what}");
+    }
+    for (args, variable) in [
+        (
+            vec!["--login-throttle-window", "abc"],
+            "LOGIN_THROTTLE_WINDOW_SECONDS",
+        ),
+        (
+            vec!["--login-max-failures-per-account=-1"],
+            "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        ),
+        (
+            vec!["--purge-interval", "abc"],
+            "FASTCORE_PURGE_INTERVAL_SECONDS",
+        ),
+        (vec!["--redis-prefix="], "FASTCORE_REDIS_PREFIX"),
+    ] {
+        // The variable holds a good value: the typed flag is what is wrong.
+        let mut command = serve();
+        command.args(&args).env(variable, "60");
+        let out = run(command, None);
+        let what = format!("{args:?}: {out:?}");
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        let flag = args[0].split('=').next().unwrap();
+        assert!(out.stderr.contains(&format!("'{flag} <")), "{what}");
+        assert!(!out.stderr.contains(variable), "{what}");
+    }
+}
+
 #[test]
 fn exit_codes_are_as_documented() {
     let temp = TempDb::new();

@@ -217,3 +217,117 @@ async fn shutdown_drops_a_stuck_request_after_the_shutdown_timeout() {
         .unwrap();
     assert!(closed_by_server(&mut stuck).await);
 }
+
+/// Everything the server sends back on `stream` until it closes (or the
+/// patience runs out), its write half sending `request` meanwhile: hyper
+/// may stop reading a request it refuses.
+async fn exchange(stream: TcpStream, request: Vec<u8>) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let (mut reader, mut writer) = stream.into_split();
+    let sending = tokio::spawn(async move {
+        // The server may close before reading it all.
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut received = Vec::new();
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(SOCKET_PATIENCE, read)
+        .await
+        .expect("the server answers and closes");
+    sending.abort();
+    received
+}
+
+/// Requests hyper refuses before any route sees them (too many or too
+/// large headers, a URI too long, a malformed head) get the problem+json
+/// body every other error has, with their status, and the connection is
+/// closed.
+#[tokio::test]
+async fn requests_that_cannot_be_parsed_get_a_problem_body() {
+    let server = TestServer::start().await;
+    let many_headers = {
+        let mut head = b"GET /health HTTP/1.1\r\nHost: test\r\n".to_vec();
+        for i in 0..150 {
+            head.extend_from_slice(format!("X-Header-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        head
+    };
+    let huge_header = {
+        let mut head = b"GET /health HTTP/1.1\r\nHost: test\r\nX-Huge: ".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 500_000));
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    };
+    let long_uri = {
+        let mut head = b"GET /".to_vec();
+        head.extend(std::iter::repeat_n(b'a', 70_000));
+        head.extend_from_slice(b" HTTP/1.1\r\nHost: test\r\n\r\n");
+        head
+    };
+    let malformed = b"GET /health HTTP/1.1\r\nHost: test\r\nno colon here\r\n\r\n".to_vec();
+    for (what, request, status, code) in [
+        ("150 headers", many_headers, 431, "headers_too_large"),
+        ("a 500 KB header", huge_header, 431, "headers_too_large"),
+        ("a 70 KB URI", long_uri, 414, "uri_too_long"),
+        (
+            "a header without a colon",
+            malformed,
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let answer = exchange(connect(&server).await, request).await;
+        let text = String::from_utf8_lossy(&answer);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("{what}: no response: {text:?}"));
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        assert!(
+            status_line.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {head}"
+        );
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            header("content-type"),
+            Some("application/problem+json"),
+            "{what}: {head}"
+        );
+        assert_eq!(header("connection"), Some("close"), "{what}");
+        assert_eq!(
+            header("content-length"),
+            Some(body.len().to_string().as_str()),
+            "{what}"
+        );
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(json["status"], status, "{what}: {json}");
+        assert_eq!(json["code"], code, "{what}: {json}");
+        assert_eq!(json["type"], "about:blank", "{what}");
+        assert!(
+            json["title"].is_string() && json["detail"].is_string(),
+            "{what}"
+        );
+    }
+    // The server is none the worse.
+    let mut stream = connect(&server).await;
+    stream.write_all(HEALTH).await.unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
+}

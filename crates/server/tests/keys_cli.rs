@@ -280,12 +280,6 @@ fn serve(temp: &TempDb, keys_file: &Path) -> std::process::Command {
     command
 }
 
-fn extract(line: &str, label: &str) -> String {
-    line.split_once(label)
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_else(|| panic!("no {label} in {line:?}"))
-}
-
 #[tokio::test]
 async fn serve_signs_with_the_active_key_and_publishes_the_public_keys() {
     let temp = TempDb::new();
@@ -296,10 +290,7 @@ async fn serve_signs_with_the_active_key_and_publishes_the_public_keys() {
     let mut command = serve(&temp, &key_file(&temp));
     command.arg("--demo");
     let mut server = Running::spawn(command);
-    let password = extract(
-        &server.wait_for(Stream::Stdout, |l| l.contains("password:")),
-        "password:",
-    );
+    let password = server.demo_password();
     let base = server.wait_until_listening();
     let configured = server.wait_for(Stream::Stderr, |l| l.contains("security configured"));
     assert!(configured.contains("active_kid=\"new\""), "{configured}");

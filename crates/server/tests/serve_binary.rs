@@ -127,19 +127,23 @@ async fn serve_demo_prints_working_credentials_once() {
         &server.wait_for(Stream::Stdout, |l| l.contains("username:")),
         "username:",
     );
-    let password = extract(
-        &server.wait_for(Stream::Stdout, |l| l.contains("password:")),
-        "password:",
-    );
+    let password = server.demo_password();
+    let login_hint = server.wait_for(Stream::Stdout, |l| l.contains("curl"));
     let base = server.wait_until_listening();
     assert_eq!(username, "demo");
     assert!(password.len() >= 20, "a strong random password");
+    assert!(
+        password.chars().all(|c| c.is_ascii_alphanumeric()),
+        "alone on its line: {password:?}"
+    );
     server.wait_for(Stream::Stderr, |l| l.contains("DEVELOPMENT secret"));
-    let login_hint = server.wait_for(Stream::Stdout, |l| l.contains("curl"));
     assert!(
         login_hint.contains(&format!("{base}/auth/login")),
         "{login_hint}"
     );
+    // The login command reads the password from $PW: it never holds it.
+    assert!(login_hint.contains("\"password=$PW\""), "{login_hint}");
+    assert!(!login_hint.contains(&password), "{login_hint}");
 
     let client = reqwest::Client::new();
     let response = client
@@ -172,11 +176,7 @@ async fn serve_demo_prints_working_credentials_once() {
     assert!(server.terminate().success());
     server.drain();
     let log = server.captured();
-    assert_eq!(
-        log.matches(&password).count(),
-        2,
-        "printed once (+ the curl hint)"
-    );
+    assert_eq!(log.matches(&password).count(), 1, "printed once");
     let logged = server.lines_matching(Stream::Stderr, |l| l.contains(&password));
     assert!(logged.is_empty(), "never through the log: {logged:?}");
 
@@ -202,7 +202,7 @@ async fn serve_demo_prints_working_credentials_once() {
         stdout.contains(&format!("delete {}", temp.path().display())),
         "{stdout}"
     );
-    assert!(!stdout.contains("password:"), "{stdout}");
+    assert!(!stdout.contains("password (shown"), "{stdout}");
     assert!(!again.captured().contains(&password));
     assert!(again.captured().contains("not creating the demo user"));
 }
@@ -532,6 +532,7 @@ async fn serve_throttles_failed_logins_with_its_flags_and_environment() {
         .args(["--login-max-failures-per-account", "2"])
         .args(["--login-throttle-window", "10m"])
         .env("LOGIN_MAX_FAILURES_PER_ADDRESS", "3")
+        .env("LOGIN_FAILURE_FLOOR_MS", "50")
         .env("JWT_SECRET_KEY", SECRET);
     let mut server = Running::spawn(command);
     let base = server.wait_until_listening();
@@ -541,6 +542,7 @@ async fn serve_throttles_failed_logins_with_its_flags_and_environment() {
         "max_failures_per_account=2",
         "max_failures_per_address=3",
         "window_s=600",
+        "failure_floor_ms=50",
     ] {
         assert!(config.contains(expected), "{expected}: {config}");
     }

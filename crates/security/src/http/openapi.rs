@@ -500,7 +500,9 @@ fn operation(route: AuthRoute) -> Operation {
                  token. Takes the OAuth2 password form (`grant_type=password`, RFC 6749 section \
                  4.3) or the same fields as JSON. Failed logins are throttled per account and \
                  per client address: then `429` with `Retry-After`, before any password check. \
-                 A wrong password and an unknown user get the same answer.",
+                 A wrong password and an unknown user get the same answer, and every such \
+                 `401` takes at least the configured failure floor (default 500 ms), so that \
+                 its timing says nothing about the account either.",
             ))
             .request_body(Some(
                 RequestBodyBuilder::new()
@@ -650,11 +652,14 @@ fn operation(route: AuthRoute) -> Operation {
             .tag("sessions")
             .operation_id(Some("logoutOthers"))
             .summary(Some("Log out the other sessions"))
-            .description(Some("Ends every session of the user but the caller's own."))
+            .description(Some(
+                "Ends every session of the user but the caller's own; `revoked` is the \
+                 number of sessions ended (not tokens).",
+            ))
             .security(bearer())
             .response(
                 "200",
-                json_response("The other sessions are ended", "Revoked"),
+                json_response("The other sessions are ended; how many", "Revoked"),
             )
             .response(
                 "400",

@@ -116,7 +116,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 ///
 /// | route | what it does |
 /// |---|---|
-/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
+/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 401 `invalid_credentials` for every credentials failure, held until the [failure floor](crate::SecurityConfigBuilder::login_failure_floor) (see [`Security::delay_failed_login`]); 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
 /// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
 /// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
 ///
@@ -129,7 +129,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 /// | route | |
 /// |---|---|
 /// | `POST /auth/logout-all` | ends every session of the bearer token's user, on every device (204) |
-/// | `POST /auth/logout-others` | ends every session but the bearer token's own -> `{"revoked": n}` |
+/// | `POST /auth/logout-others` | ends every session but the bearer token's own -> `{"revoked": n}`, `n` the sessions ended |
 /// | `GET /auth/sessions` | the user's live sessions; `?exclude_current=true` leaves out the caller's |
 /// | `DELETE /auth/sessions/{id}` | ends one of the user's own sessions (204; 404 if it is not theirs) |
 /// | `GET /auth/me` | the current user, as `A::User` serializes |
@@ -290,6 +290,9 @@ async fn login<A>(
 where
     A: UserAuthentication,
 {
+    // Every credentials failure is answered no sooner than the failure
+    // floor after this instant (`Security::delay_failed_login`).
+    let started = tokio::time::Instant::now();
     let (parts, body) = req.into_parts();
     refuse_secrets_in_query(&parts)?;
     if let Some(cookies) = state.cookies() {
@@ -306,6 +309,7 @@ where
     }
     if body.username.is_empty() || body.username.len() > MAX_USERNAME_BYTES {
         state.security.count_refused_login();
+        state.security.delay_failed_login(started).await;
         return Err(Error::InvalidCredentials.into());
     }
     let client = client_info(&parts);
@@ -322,6 +326,9 @@ where
     };
     let user = match state.users.authenticate(&credentials).await {
         Ok(user) => user,
+        // An authentication that reports wrong credentials as an error
+        // rather than `None`: the same failure, counted and held alike.
+        Err(Error::InvalidCredentials) => None,
         Err(err) => {
             attempt.abandoned().await;
             return Err(err.into());
@@ -334,6 +341,9 @@ where
             "login refused: invalid credentials"
         );
         attempt.failed();
+        // After the count is final (concurrent attempts see it at once),
+        // before the answer: every failure takes max(work, floor).
+        state.security.delay_failed_login(started).await;
         return Err(Error::InvalidCredentials.into());
     };
     let user_id = state.users.get_user_id(&user);
@@ -483,11 +493,12 @@ async fn end_session(security: &Security, token: &str) -> Result<(), AuthRejecti
     Ok(())
 }
 
-/// How many tokens a revocation ended.
+/// How many of the user's other sessions a logout ended.
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub(crate) struct Revoked {
-    /// Tokens revoked.
+    /// Sessions (logins, with their access and refresh tokens) ended;
+    /// 0 when there were none.
     revoked: u64,
 }
 

@@ -111,6 +111,10 @@ impl LoginThrottle for MemoryLoginThrottle {
         "memory"
     }
 
+    fn is_local(&self) -> bool {
+        true
+    }
+
     async fn hit(
         &self,
         key: &ThrottleKey,

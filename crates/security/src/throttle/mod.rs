@@ -30,6 +30,45 @@
 //! past a limit together, and an attempt cut short (the client hangs up
 //! during hashing) still counts.
 //!
+//! # Attempts in flight
+//!
+//! Counting first has a cost: while their passwords are being checked,
+//! attempts fill the window as if they had failed, so the sixth of sixteen
+//! concurrent *correct* logins to one account would be refused (and a
+//! success must never be slowed, let alone refused). A count alone cannot
+//! tell an attempt in flight from a failure, so an attempt that a limit
+//! refuses does not give up at once:
+//!
+//! 1. it takes its hit back ([`LoginThrottle::undo`]): a refused attempt
+//!    is no attempt, and neither extends the window nor fills it;
+//! 2. if attempts of the same key are in flight *in this process*, it waits
+//!    for the next of their verdicts (each admitted attempt is registered
+//!    until its [`LoginAttempt`] is decided or dropped, and wakes the
+//!    waiters then), and tries again: a success clears the account's
+//!    count (and frees its slot at the address), so the waiting attempts
+//!    get in, a few at a time, however many arrive together;
+//! 3. with none in flight here, attempts may still be in flight in *other*
+//!    processes sharing the counts (SQL, Redis): it polls the counts for a
+//!    short while ([`REMOTE_WAIT`], a little above one password
+//!    verification, with growing pauses). A throttle whose counts are
+//!    this process's alone ([`LoginThrottle::is_local`], the memory
+//!    throttle) only looks once more after [`LOCAL_RECHECK`] (an attempt
+//!    is counted an instant before it registers as in flight);
+//! 4. when nothing it waits for remains, the refusal is final: `429` with
+//!    a `Retry-After` taken at that moment, and this last hit stays
+//!    counted (the window is fixed, so it extends nothing; it marks the
+//!    first refusal of a window, the one logged at `info`).
+//!
+//! Concurrent *wrong* passwords still cannot slip past a limit together:
+//! waiting attempts are admitted only into slots that a success or an
+//! abandoned check freed, and a failure frees none. When committed
+//! failures fill the window and nothing is in flight, the refusal comes
+//! after [`LOCAL_RECHECK`] (memory throttle) or [`REMOTE_WAIT`] (shared counts),
+//! costs no hashing and is the same for every username. The only wait
+//! that is not bounded by verdicts is capped by [`LOCAL_WAIT`]. This needs
+//! no other store operation than the five backends' `hit`, `undo` and
+//! `reset`, and no change to their tables or keys.
+//!
 //! The counts live in a [`LoginThrottle`]: with a shared store (SQL or
 //! Redis, see [`TokenStore::login_throttle`](crate::TokenStore::login_throttle))
 //! every instance sees the same counts; otherwise in a bounded
@@ -51,6 +90,7 @@ use unicode_normalization::UnicodeNormalization as _;
 use crate::error::StoreError;
 use crate::metrics::{LoginOutcome, Recorder};
 
+mod inflight;
 mod memory;
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
@@ -62,6 +102,7 @@ pub(crate) mod redis;
 pub(crate) mod sqlite;
 mod timeout;
 
+pub(crate) use inflight::InFlight;
 pub use memory::MemoryLoginThrottle;
 pub(crate) use timeout::TimeoutThrottle;
 
@@ -180,6 +221,16 @@ pub trait LoginThrottle: Send + Sync + 'static {
     /// A short name of the backend for status output (`memory`, `postgres`...).
     fn backend(&self) -> &'static str;
 
+    /// Whether the counts are this process's alone (no other process
+    /// counts in them), as in [`MemoryLoginThrottle`]. Then an attempt
+    /// refused while no attempt of its key is in flight here is refused
+    /// almost at once; with shared counts (the default answer, `false`)
+    /// it first waits up to half a second for attempts other processes
+    /// may have in flight (see [`Security::begin_login`](crate::Security::begin_login)).
+    fn is_local(&self) -> bool {
+        false
+    }
+
     /// Counts one attempt against `key`, atomically, and returns its window:
     /// if the key has no window that ends after `now`, a new one starts
     /// with one attempt and ends at `now + window_secs`; otherwise its
@@ -221,6 +272,19 @@ pub struct LoginAttempt {
     pub(crate) address: Option<(ThrottleKey, ThrottleWindow, u32)>,
     /// Where the verdict is counted; `None` while [`begin`] decides.
     pub(crate) metrics: Option<Recorder>,
+    /// Where the attempt is registered as in flight once admitted; told
+    /// when it is dropped, after its verdict is in the counts.
+    pub(crate) inflight: Option<Arc<InFlight>>,
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        if let Some(inflight) = self.inflight.take() {
+            for (key, _, _) in self.account.iter().chain(self.address.iter()) {
+                inflight.decide(key);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for LoginAttempt {
@@ -295,6 +359,11 @@ impl LoginAttempt {
     /// from both counts. Failures are logged, not returned.
     pub async fn abandoned(self) {
         self.count(LoginOutcome::Error);
+        self.take_back().await;
+    }
+
+    /// Takes the attempt back from both counts, logging failures.
+    async fn take_back(&self) {
         for (key, window, _) in self.account.iter().chain(self.address.iter()) {
             if let Err(err) = self.throttle.undo(key, window).await {
                 warn_unavailable(&err, "could not take back a login attempt");
@@ -327,11 +396,90 @@ pub(crate) struct Refused {
     pub(crate) max: u32,
 }
 
-/// Counts an attempt for `account` (if given) from `ip` (if known):
-/// address first, so a refused address never touches the account's count;
-/// an account refusal takes the address's attempt back (a refused attempt
-/// checks no password, so it is no failure).
+/// How long, in all, an attempt refused while attempts of the same key
+/// are in flight *in this process* may wait for their verdicts: their
+/// verdicts wake it, so this only bounds a pathological wait (a stream of
+/// attempts that always wins the freed slots).
+pub(crate) const LOCAL_WAIT: Duration = Duration::from_secs(5);
+/// How long an attempt refused with none in flight here waits for
+/// attempts that may be in flight in *other* processes sharing the
+/// counts (they cannot wake it: it polls): a little above one password
+/// verification, a bcrypt cost-12 one included.
+pub(crate) const REMOTE_WAIT: Duration = Duration::from_millis(500);
+/// The same when the counts are this process's alone
+/// ([`LoginThrottle::is_local`]): no other process has attempts in
+/// flight, but an attempt of this one is counted an instant before it is
+/// registered as in flight, so a refusal that finds none looks once more.
+pub(crate) const LOCAL_RECHECK: Duration = Duration::from_millis(25);
+/// The first pause before trying a refused attempt again; it doubles up
+/// to [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// The longest pause between two tries.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
+
+/// Counts an attempt for `account` (if given) from `ip` (if known) within
+/// the limits: an attempt refused while others are in flight takes its
+/// hit back, waits for them and tries again (see the module docs); the
+/// last refusal is final and stays counted. `now` gives the time, in
+/// Unix seconds, of each try.
 pub(crate) async fn begin(
+    throttle: &Arc<dyn LoginThrottle>,
+    inflight: &Arc<InFlight>,
+    limits: Limits,
+    account: Option<&str>,
+    ip: Option<IpAddr>,
+    now: impl Fn() -> i64,
+) -> Result<Result<LoginAttempt, Refused>, StoreError> {
+    let started = tokio::time::Instant::now();
+    let remote_wait = if throttle.is_local() {
+        LOCAL_RECHECK
+    } else {
+        REMOTE_WAIT
+    };
+    let mut pause = FIRST_RETRY_PAUSE;
+    loop {
+        let refused = match try_begin(throttle, limits, account, ip, now()).await? {
+            Ok(mut attempt) => {
+                for (key, _, _) in attempt.account.iter().chain(attempt.address.iter()) {
+                    inflight.admit(key);
+                }
+                attempt.inflight = Some(Arc::clone(inflight));
+                return Ok(Ok(attempt));
+            }
+            Err(refused) => refused,
+        };
+        // In flight here: their verdicts wake us. Otherwise only attempts
+        // of other processes can be in flight: poll for a short while.
+        let watch = inflight.watch(&refused.key);
+        let budget = if watch.is_some() {
+            LOCAL_WAIT
+        } else {
+            remote_wait
+        };
+        let left = budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Ok(Err(refused));
+        }
+        // Not final: the refused hit is no attempt at all.
+        throttle.undo(&refused.key, &refused.window).await?;
+        // Spread the retries of attempts refused together.
+        let jitter = rand::random_range(0..=pause.as_millis() / 2);
+        let step = (pause + Duration::from_millis(u64::try_from(jitter).unwrap_or(0)))
+            .min(MAX_RETRY_PAUSE)
+            .min(left);
+        match watch {
+            Some(watch) => watch.decided_within(step).await,
+            None => tokio::time::sleep(step).await,
+        }
+        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+    }
+}
+
+/// One try at counting an attempt: address first, so a refused address
+/// never touches the account's count; an account refusal takes the
+/// address's attempt back (a refused attempt checks no password, so it
+/// is no failure). The refused hit itself stays; [`begin`] decides.
+async fn try_begin(
     throttle: &Arc<dyn LoginThrottle>,
     limits: Limits,
     account: Option<&str>,
@@ -343,6 +491,7 @@ pub(crate) async fn begin(
         account: None,
         address: None,
         metrics: None,
+        inflight: None,
     };
     if let Some(ip) = ip.filter(|_| limits.per_address > 0) {
         let key = ThrottleKey::address(ip);
@@ -362,12 +511,12 @@ pub(crate) async fn begin(
         let window = match throttle.hit(&key, limits.window_secs, now).await {
             Ok(window) => window,
             Err(err) => {
-                attempt.abandoned().await;
+                attempt.take_back().await;
                 return Err(err);
             }
         };
         if window.attempts > u64::from(limits.per_account) {
-            attempt.abandoned().await;
+            attempt.take_back().await;
             return Ok(Err(Refused {
                 limit: "account",
                 key,

@@ -55,6 +55,10 @@ impl LoginThrottle for TimeoutThrottle {
         self.inner.backend()
     }
 
+    fn is_local(&self) -> bool {
+        self.inner.is_local()
+    }
+
     async fn hit(
         &self,
         key: &ThrottleKey,

@@ -127,7 +127,13 @@ impl JwtCodec {
         let (strict, lenient) = &self.validations[index];
         let validation = if check_exp { strict } else { lenient };
         let data = jsonwebtoken::decode::<IncomingClaims>(token, key.decoding(), validation)
-            .map_err(map_jwt_error)?;
+            .map_err(|err| match err.kind() {
+                // A null `exp` (or `nbf`) fails the format check too; it is missing.
+                ErrorKind::InvalidClaimFormat(claim) if !claim_present(token, claim) => {
+                    Error::InvalidToken(InvalidTokenReason::MissingClaim)
+                }
+                _ => map_jwt_error(err),
+            })?;
         let claims = Claims::try_from(data.claims)?;
         // A token issued in the future was minted by a skewed or hostile clock.
         let leeway = i64::try_from(self.leeway_secs).unwrap_or(i64::MAX);
@@ -143,7 +149,11 @@ fn validation_for(key: &SigningKey, config: &SecurityConfig, check_exp: bool) ->
     v.leeway = config.leeway().as_secs();
     v.validate_exp = check_exp;
     v.validate_nbf = true;
-    let mut required = vec!["exp", "sub"];
+    // `exp` is required too, but by `Claims::try_from` (absent or null:
+    // `MissingClaim`): required here, a present but negative `exp` would
+    // count as missing; not required here, jsonwebtoken still checks its
+    // format (`InvalidClaimFormat`, so `InvalidClaim`) and its time.
+    let mut required = vec!["sub"];
     if let Some(issuer) = config.issuer() {
         v.set_issuer(&[issuer]);
         required.push("iss");
@@ -178,6 +188,10 @@ fn map_jwt_error(err: jsonwebtoken::errors::Error) -> Error {
         ErrorKind::InvalidAudience => R::Audience,
         ErrorKind::ImmatureSignature => R::NotYetValid,
         ErrorKind::MissingRequiredClaim(_) => R::MissingClaim,
+        // Only reachable for a present `exp`/`nbf` that is an integer but
+        // no u64 (a negative one): any other shape fails to deserialize
+        // into our claims first, as malformed.
+        ErrorKind::InvalidClaimFormat(_) => R::InvalidClaim,
         ErrorKind::InvalidAlgorithm
         | ErrorKind::MissingAlgorithm
         | ErrorKind::UnsupportedAlgorithm
@@ -185,6 +199,22 @@ fn map_jwt_error(err: jsonwebtoken::errors::Error) -> Error {
         _ => R::Malformed,
     };
     Error::InvalidToken(reason)
+}
+
+/// Whether the (already verified) payload of `token` has `claim`, not
+/// null. Only asked on an error path.
+fn claim_present(token: &str, claim: &str) -> bool {
+    use base64::Engine as _;
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|json| serde_json::from_slice::<serde_json::Value>(&json).ok())
+        .is_some_and(|claims| claims.get(claim).is_some_and(|v| !v.is_null()))
 }
 
 fn now_secs() -> i64 {

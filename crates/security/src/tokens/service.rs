@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use crate::error::{Error, InvalidTokenReason, Result};
 use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
 use crate::throttle::{
-    self, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
+    self, InFlight, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
 };
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
@@ -60,11 +61,19 @@ struct Inner {
     passwords: PasswordHasher,
     /// The login throttle, behind the store timeout.
     throttle: Arc<dyn LoginThrottle>,
+    /// The login attempts admitted by `throttle` here and not yet decided.
+    inflight: Arc<InFlight>,
     /// What this handle counts (nothing without the `metrics` feature).
     metrics: Recorder,
     /// Synced mode: the in-memory revocation view.
     view: Option<Arc<RevocationView>>,
+    /// When the failed-login floor was last found too short (Unix
+    /// seconds; 0: never), shared with handles made from this one.
+    floor_warned_at: Arc<AtomicI64>,
 }
+
+/// At most one "failed-login floor too short" warning per this long.
+const FLOOR_WARNING_INTERVAL_SECS: i64 = 600;
 
 impl std::fmt::Debug for Security {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -216,8 +225,10 @@ impl Security {
                 store,
                 passwords,
                 throttle,
+                inflight: Arc::new(InFlight::default()),
                 metrics,
                 view,
+                floor_warned_at: Arc::new(AtomicI64::new(0)),
             }),
         })
     }
@@ -253,8 +264,10 @@ impl Security {
                 store: Arc::clone(&self.inner.store),
                 passwords: self.inner.passwords.clone(),
                 throttle,
+                inflight: Arc::new(InFlight::default()),
                 metrics: self.inner.metrics.clone(),
                 view: self.inner.view.clone(),
+                floor_warned_at: Arc::clone(&self.inner.floor_warned_at),
             }),
         }
     }
@@ -298,7 +311,16 @@ impl Security {
     /// known or not, and costs no hashing), and [`Error::StoreUnavailable`]
     /// when the throttle's store fails (fail closed: answer 503, do not
     /// check the password). Otherwise the attempt is counted; report its
-    /// outcome on the returned [`LoginAttempt`].
+    /// outcome on the returned [`LoginAttempt`] as soon as it is known
+    /// (before holding a failure to the
+    /// [floor](Self::delay_failed_login)): attempts refused while it is in
+    /// flight wait for that verdict.
+    ///
+    /// An attempt refused while other attempts of the same account or
+    /// address are still being checked is not refused yet: it waits for
+    /// their verdicts and tries again, so concurrent correct logins are
+    /// never refused because of each other (the module docs of the
+    /// throttle explain how, and for how long).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
@@ -330,11 +352,17 @@ impl Security {
             per_address: config.login_max_failures_per_address(),
             window_secs: secs(config.login_throttle_window()).max(1),
         };
-        let now = now();
         let metrics = &self.inner.metrics;
-        let begun = throttle::begin(&self.inner.throttle, limits, Some(username), ip, now)
-            .await
-            .inspect_err(|_| metrics.login(LoginOutcome::Error))?;
+        let begun = throttle::begin(
+            &self.inner.throttle,
+            &self.inner.inflight,
+            limits,
+            Some(username),
+            ip,
+            now,
+        )
+        .await
+        .inspect_err(|_| metrics.login(LoginOutcome::Error))?;
         match begun {
             Ok(mut attempt) => {
                 attempt.metrics = Some(metrics.clone());
@@ -344,10 +372,82 @@ impl Security {
                 refused.log();
                 metrics.login(LoginOutcome::Throttled);
                 Err(Error::TooManyAttempts {
-                    retry_after: refused.window.retry_after(now),
+                    retry_after: refused.window.retry_after(now()),
                 })
             }
         }
+    }
+
+    /// Holds a failed login until `started` plus the configured
+    /// [`login_failure_floor`](SecurityConfig::login_failure_floor), with
+    /// an async sleep (no CPU), so that every failure takes the same
+    /// time whatever its cause: an unknown user, a wrong password for an
+    /// account with a slow legacy hash, a disabled user.
+    /// [`auth_router`](crate::auth_router)'s login does this for every
+    /// `401 invalid_credentials`; a login handler of your own calls it
+    /// with the instant its request arrived, after
+    /// [`LoginAttempt::failed`], before answering. Never call it for a
+    /// successful login.
+    ///
+    /// When the failure's own work already took longer than the floor,
+    /// returns at once and logs a warning (at most one every ten
+    /// minutes, without the username or any hash): the floor no longer
+    /// hides how long the password check took, so raise it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
+    /// use std::{sync::Arc, time::Duration};
+    /// use fastcore_security::{MemoryTokenStore, Security, SecurityConfig};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .secret("an-example-secret-that-is-at-least-32-bytes")
+    ///     .login_failure_floor(Duration::from_millis(20))
+    ///     .build()?;
+    /// let security = Security::new(config, Arc::new(MemoryTokenStore::new()))?;
+    ///
+    /// let started = tokio::time::Instant::now();
+    /// let attempt = security.begin_login("ada", None).await?;
+    /// // ... the password was wrong:
+    /// attempt.failed();
+    /// security.delay_failed_login(started).await;
+    /// assert!(started.elapsed() >= Duration::from_millis(20));
+    /// # Ok(()) }
+    /// ```
+    pub async fn delay_failed_login(&self, started: tokio::time::Instant) {
+        let floor = self.inner.config.login_failure_floor();
+        if floor.is_zero() {
+            return;
+        }
+        let worked = started.elapsed();
+        if worked > floor {
+            self.warn_floor_too_short(worked, floor);
+            return;
+        }
+        tokio::time::sleep_until(started + floor).await;
+    }
+
+    fn warn_floor_too_short(&self, worked: Duration, floor: Duration) {
+        let now = now();
+        let last = self.inner.floor_warned_at.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < FLOOR_WARNING_INTERVAL_SECS {
+            return;
+        }
+        if self
+            .inner
+            .floor_warned_at
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return; // another failure is warning right now
+        }
+        tracing::warn!(
+            took_ms = u64::try_from(worked.as_millis()).unwrap_or(u64::MAX),
+            floor_ms = u64::try_from(floor.as_millis()).unwrap_or(u64::MAX),
+            "a failed login took longer than the login failure floor: failures of different \
+             kinds (unknown user, wrong password for a slow stored hash) may now be told apart \
+             by their timing; raise LOGIN_FAILURE_FLOOR_MS above the slowest password \
+             verification (at most one such warning every ten minutes)"
+        );
     }
 
     /// Forgets the failed logins counted for `username` (an administrator
@@ -921,12 +1021,24 @@ impl Security {
     }
 
     /// Revokes every token of a user except those of the session
-    /// `keep_session` ("log out other devices"); returns how many tokens
-    /// were revoked.
+    /// `keep_session` ("log out other devices"); returns how many
+    /// *sessions* (logins, each with its access and refresh tokens) it
+    /// ended: those that had a live token when the call began. Tokens
+    /// that belong to no session (issued alone, without a `sid`, by
+    /// [`create_access_token`](Self::create_access_token)) are revoked too
+    /// but not counted.
     pub async fn revoke_other_sessions(&self, user_id: &str, keep_session: &str) -> Result<u64> {
-        let at = now();
-        let first = self
+        let others: std::collections::HashSet<String> = self
             .inner
+            .store
+            .list_live(user_id, now())
+            .await?
+            .into_iter()
+            .filter_map(|r| r.family_id)
+            .filter(|sid| sid != keep_session)
+            .collect();
+        let at = now();
+        self.inner
             .store
             .revoke_user(user_id, Some(keep_session), at)
             .await?;
@@ -937,13 +1049,12 @@ impl Security {
         // have run before the first pass committed. Whatever the first pass
         // missed was inserted before the second began, so the second sees
         // it; a token inserted later is caught by its refresh's re-check.
-        let second = self
-            .inner
+        self.inner
             .store
             .revoke_user(user_id, Some(keep_session), at)
             .await?;
         self.inner.metrics.revocation(RevocationKind::OtherSessions);
-        Ok(first + second)
+        Ok(u64::try_from(others.len()).unwrap_or(u64::MAX))
     }
 
     /// The user's live login sessions, oldest first.

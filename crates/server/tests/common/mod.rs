@@ -401,6 +401,20 @@ impl Running {
         }
     }
 
+    /// Waits for the credentials `serve --demo` prints and returns the
+    /// password: the line after its label, alone on it.
+    pub fn demo_password(&mut self) -> String {
+        const LABEL: &str = "password (shown only this once";
+        self.wait_for(Stream::Stdout, |l| l.contains(LABEL));
+        self.wait_for(Stream::Stdout, |l| l.contains("read -rs PW"));
+        let stdout = self.lines_matching(Stream::Stdout, |_| true);
+        let label = stdout
+            .iter()
+            .position(|l| l.contains(LABEL))
+            .unwrap_or_else(|| panic!("no password label in {stdout:?}"));
+        stdout[label + 1].clone()
+    }
+
     /// Waits for the "listening on http://ADDR" log line; returns the base URL.
     pub fn wait_until_listening(&mut self) -> String {
         let line = self.wait_for(Stream::Stderr, |l| l.contains("listening on http://"));

@@ -123,20 +123,20 @@ impl SqliteTokenStore {
         // migration applied (and checks its checksum). A racer can lose
         // once per migration (each run gets one further), so it may retry
         // as often as there are migrations.
-        // Two racers that both read the migrations table and then both
-        // write deadlock in SQLite, which answers one of them "busy" at
-        // once (no busy timeout applies): it runs again after a pause.
-        let max_retries = 2 * migrator.migrations.len() + 8;
-        let mut retries = 0;
+        // And while another process migrates, a migration's transaction
+        // may find the file locked: SQLite answers "database is locked" at
+        // once, without waiting, when two transactions would deadlock
+        // (both read, then both want to write). It rolled back: wait a
+        // moment and run again.
+        let max_races = 2 * migrator.migrations.len() + 8;
+        let (mut races, mut busy) = (0usize, 0u64);
         loop {
             match migrator.run(&self.pool).await {
-                Err(err) if retries < max_retries && lost_migration_race(&err) => {
-                    retries += 1;
-                    if migration_busy(&err) {
-                        tokio::time::sleep(std::time::Duration::from_millis(10 * retries as u64))
-                            .await;
-                    }
+                Err(err) if busy < 20 && busy_anywhere(&err) => {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(10 * busy)).await;
                 }
+                Err(err) if races < max_races && lost_migration_race(&err) => races += 1,
                 done => {
                     return done
                         .map_err(|e| Error::StoreUnavailable(StoreError::new("migrate", e)));
@@ -144,6 +144,18 @@ impl SqliteTokenStore {
             }
         }
     }
+}
+
+/// Whether SQLite's "busy" or "locked" is anywhere in `err`'s chain.
+fn busy_anywhere(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        if cause.downcast_ref::<sqlx::Error>().is_some_and(is_busy) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// A failure that means another process applied the same migration
@@ -155,9 +167,7 @@ fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = next {
         if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
-            && (db.is_unique_violation()
-                || db.message().starts_with("duplicate column name")
-                || busy_code(db.code().as_deref()))
+            && (db.is_unique_violation() || db.message().starts_with("duplicate column name"))
         {
             return true;
         }
@@ -166,30 +176,14 @@ fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
     false
 }
 
-/// Whether a migration failed on SQLite's lock (see [`lost_migration_race`]).
-fn migration_busy(err: &sqlx::migrate::MigrateError) -> bool {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(cause) = next {
-        if let Some(sqlx::Error::Database(db)) = cause.downcast_ref::<sqlx::Error>()
-            && busy_code(db.code().as_deref())
-        {
-            return true;
-        }
-        next = cause.source();
-    }
-    false
-}
-
-/// SQLITE_BUSY (5) and its extended codes (517: BUSY_SNAPSHOT, 261:
-/// BUSY_RECOVERY), SQLITE_LOCKED (6).
-fn busy_code(code: Option<&str>) -> bool {
-    matches!(code, Some("5" | "6" | "261" | "517"))
-}
-
-/// SQLITE_BUSY (5) or SQLITE_LOCKED (6): another connection holds the lock.
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), or one of their extended codes
+/// (SQLITE_BUSY_SNAPSHOT is 517): another connection holds the lock.
 fn is_busy(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6")),
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i64>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 5 | 6)),
         _ => false,
     }
 }
