@@ -1,35 +1,4 @@
-//! The revocation feed: how a store tells every instance what was revoked,
-//! so that [synced validation](crate::ValidationMode::Synced) can answer
-//! from memory.
-//!
-//! A feed has three parts, all driven by the instance's background sync
-//! task (never by a request):
-//!
-//! - a [`snapshot`](RevocationFeed::snapshot): every revocation still in
-//!   force, and the position (a *cursor*) of the store's change sequence
-//!   it reflects;
-//! - [`changes_since`](RevocationFeed::changes_since) a cursor: the
-//!   revocations committed after it, in commit order, with the new cursor;
-//! - an optional [`subscribe`](RevocationFeed::subscribe): wake-up signals
-//!   (PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub, the memory store's own
-//!   channel) so changes are read as soon as they commit instead of at the
-//!   next poll. A signal carries no data: it only says "read the changes
-//!   now", so a lost or duplicated signal can delay a change but never
-//!   lose one.
-//!
-//! The change sequence is written in the same transaction (or Lua script)
-//! as each revocation, and a writer takes its number under a lock held
-//! until it commits, so numbers commit in order and without gaps: reading
-//! "everything after my cursor" never skips a change that commits later
-//! with a smaller number.
-//!
-//! | store | change sequence | wake-ups |
-//! | --- | --- | --- |
-//! | memory | an in-process log | an in-process channel |
-//! | SQLite | table `fastcore_revocation_log`, counter `fastcore_revocation_seq` | none: polled every [`sync_interval`](crate::SecurityConfig::sync_interval) |
-//! | PostgreSQL | the same tables | `LISTEN fastcore_revocations` (`pg_notify` in the revoking transaction) |
-//! | MySQL/MariaDB | the same tables | none: polled |
-//! | Redis | `<prefix>rev:seq`, `<prefix>rev:log` (the last 100 000 numbers), `<prefix>rev:tok` (revoked tokens by `exp`), `<prefix>rev:cut` (latest cut-offs), all written by the revoking Lua scripts | `SUBSCRIBE <prefix>rev:signal` |
+//! The revocation feed of synced validation: see [`RevocationFeed`].
 
 #![cfg_attr(
     not(any(feature = "sqlite", feature = "postgres", feature = "mysql")),
@@ -73,9 +42,42 @@ pub struct RevocationBatch {
     pub revocations: Vec<Revocation>,
 }
 
-/// A store's change feed of revocations; see the [module docs](self).
+/// A store's change feed of revocations;
 /// [`TokenStore::revocation_feed`](crate::TokenStore::revocation_feed)
 /// returns it.
+///
+/// The revocation feed: how a store tells every instance what was revoked,
+/// so that [synced validation](crate::ValidationMode::Synced) can answer
+/// from memory.
+///
+/// A feed has three parts, all driven by the instance's background sync
+/// task (never by a request):
+///
+/// - a [`snapshot`](RevocationFeed::snapshot): every revocation still in
+///   force, and the position (a *cursor*) of the store's change sequence
+///   it reflects;
+/// - [`changes_since`](RevocationFeed::changes_since) a cursor: the
+///   revocations committed after it, in commit order, with the new cursor;
+/// - an optional [`subscribe`](RevocationFeed::subscribe): wake-up signals
+///   (PostgreSQL `LISTEN/NOTIFY`, Redis pub/sub, the memory store's own
+///   channel) so changes are read as soon as they commit instead of at the
+///   next poll. A signal carries no data: it only says "read the changes
+///   now", so a lost or duplicated signal can delay a change but never
+///   lose one.
+///
+/// The change sequence is written in the same transaction (or Lua script)
+/// as each revocation, and a writer takes its number under a lock held
+/// until it commits, so numbers commit in order and without gaps: reading
+/// "everything after my cursor" never skips a change that commits later
+/// with a smaller number.
+///
+/// | store | change sequence | wake-ups |
+/// | --- | --- | --- |
+/// | memory | an in-process log | an in-process channel |
+/// | SQLite | table `fastcore_revocation_log`, counter `fastcore_revocation_seq` | none: polled every [`sync_interval`](crate::SecurityConfig::sync_interval) |
+/// | PostgreSQL | the same tables | `LISTEN fastcore_revocations` (`pg_notify` in the revoking transaction) |
+/// | MySQL/MariaDB | the same tables | none: polled |
+/// | Redis | `<prefix>rev:seq`, `<prefix>rev:log` (the last 100 000 numbers), `<prefix>rev:tok` (revoked tokens by `exp`), `<prefix>rev:cut` (latest cut-offs), all written by the revoking Lua scripts | `SUBSCRIBE <prefix>rev:signal` |
 #[async_trait]
 pub trait RevocationFeed: Send + Sync + 'static {
     /// Every revocation in force: the tokens revoked that expire after
