@@ -611,13 +611,80 @@ async fn cookie_mode_answers_are_documented() {
     assert_eq!(documented, sent);
     let response = &spec["paths"]["/auth/refresh"]["post"]["responses"]["200"];
     assert!(response["headers"]["Set-Cookie"].is_object(), "{response}");
-    let one_of = &response["content"]["application/json"]["schema"]["oneOf"];
+    let body_schema = &response["content"]["application/json"]["schema"];
     assert!(
-        one_of
+        body_schema["anyOf"]
             .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["$ref"] == "#/components/schemas/CookieTokenResponse"),
-        "{one_of}"
+            .is_some_and(|alternatives| alternatives
+                .iter()
+                .any(|s| s["$ref"] == "#/components/schemas/CookieTokenResponse")),
+        "{body_schema}"
     );
+}
+
+/// Which of a combinator's alternatives (`$ref`s to object schemas) a body
+/// satisfies: every required property present, and no property the
+/// alternative forbids with `additionalProperties: false`.
+fn matching_alternatives(spec: &Value, alternatives: &[Value], body: &Value) -> usize {
+    let body = body.as_object().unwrap();
+    alternatives
+        .iter()
+        .filter(|alternative| {
+            let name = alternative["$ref"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("#/components/schemas/");
+            let schema = &spec["components"]["schemas"][name];
+            let required = schema["required"].as_array().cloned().unwrap_or_default();
+            let has_required = required
+                .iter()
+                .all(|field| body.contains_key(field.as_str().unwrap()));
+            let closed = schema["additionalProperties"] == Value::Bool(false);
+            let no_extra = !closed
+                || body
+                    .keys()
+                    .all(|key| schema["properties"].get(key).is_some());
+            has_required && no_extra
+        })
+        .count()
+}
+
+/// The token responses' body schema accepts what login and refresh really
+/// send, in body mode and in cookie mode: with `oneOf` a body matching
+/// both alternatives would be invalid.
+#[tokio::test]
+async fn token_bodies_match_their_combined_schema() {
+    let security = memory_security();
+    let app = app_with(security.clone());
+    let (_, spec) = fetch_spec(&app).await;
+    let pair = security.create_token_pair("7", None).await.unwrap();
+    let res = send(
+        &app,
+        post_json(
+            "/auth/refresh",
+            &serde_json::json!({"refresh_token": pair.refresh_token}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let body = res.json();
+    for route in [AuthRoute::Login, AuthRoute::Refresh] {
+        let schema = &spec["paths"][route.path()]["post"]["responses"]["200"]["content"]["application/json"]
+            ["schema"];
+        let (alternatives, exactly_one) = match (schema.get("oneOf"), schema.get("anyOf")) {
+            (Some(one_of), None) => (one_of.as_array().unwrap().clone(), true),
+            (None, Some(any_of)) => (any_of.as_array().unwrap().clone(), false),
+            _ => panic!("{route:?}: {schema}"),
+        };
+        let matches = matching_alternatives(&spec, &alternatives, &body);
+        if exactly_one {
+            assert_eq!(
+                matches, 1,
+                "{route:?}: oneOf with {matches} matches for {body}"
+            );
+        } else {
+            assert!(matches >= 1, "{route:?}: no alternative matches {body}");
+        }
+    }
 }

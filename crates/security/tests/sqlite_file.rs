@@ -36,6 +36,36 @@ async fn health_reports_a_removed_database_file() {
     assert!(!path.exists(), "the health check re-created the file");
 }
 
+/// Requests fail too (503 `store_unavailable` over HTTP): connections
+/// still open on the removed file are dropped rather than written to.
+#[tokio::test]
+async fn requests_fail_once_the_database_file_is_removed() {
+    let (security, dir) = sqlite_security().await;
+    let path = dir.path().join("tokens.db");
+    let pair = security.create_token_pair("1", None).await.unwrap();
+    security
+        .validate_token(&pair.access_token, None)
+        .await
+        .unwrap();
+
+    remove_database(&path);
+
+    let err = security
+        .validate_token(&pair.access_token, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, fastcore_security::Error::StoreUnavailable(_)),
+        "{err:?}"
+    );
+    let err = security.create_token_pair("1", None).await.unwrap_err();
+    assert!(
+        matches!(err, fastcore_security::Error::StoreUnavailable(_)),
+        "{err:?}"
+    );
+    assert!(!path.exists(), "a request re-created the file");
+}
+
 #[tokio::test]
 async fn new_connections_do_not_create_an_empty_database() {
     let dir = tempfile::tempdir().unwrap();

@@ -27,7 +27,7 @@ use utoipa::openapi::path::{
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, Schema, Type,
 };
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
@@ -295,7 +295,10 @@ fn json_response(description: &str, schema: &str) -> Response {
 
 /// A token response: JSON, never cached (RFC 6749 section 5.1).
 fn token_response(description: &str) -> Response {
-    let body: Schema = OneOfBuilder::new()
+    // anyOf, not oneOf: neither schema forbids extra properties, so a
+    // `TokenPair` body also matches `CookieTokenResponse`, and oneOf
+    // demands exactly one match.
+    let body: Schema = AnyOfBuilder::new()
         .item(schema_ref("TokenPair"))
         .item(schema_ref("CookieTokenResponse"))
         .description(Some(
@@ -320,7 +323,8 @@ fn token_response(description: &str) -> Response {
                 .schema(Some(string_schema()))
                 .description(Some(
                     "Only with the refresh cookie: the refresh token (`HttpOnly; Secure; \
-                     SameSite=Strict; Path=/auth`)",
+                     SameSite=Strict; Path=/auth` by default; SameSite, path and domain are \
+                     settings)",
                 ))
                 .build(),
         )

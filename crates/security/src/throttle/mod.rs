@@ -77,7 +77,10 @@
 //! lets attempts through uncounted.
 //!
 //! Names are hashed into [`ThrottleKey`]s: usernames and addresses never
-//! reach the store or the logs.
+//! reach the store or the logs. The hash is unkeyed (every instance must
+//! compute the same key), so a key is a pseudonym, not a secret: a guessed
+//! username can be confirmed against it and an IPv4 address found by trying
+//! them all. Treat logs and the throttle table as personal data.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -61,7 +61,7 @@ impl SqliteTokenStore {
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
         let mut attempt = 0u64;
         loop {
-            match Self::open_pool(options.clone(), in_memory).await {
+            match Self::open_pool(options.clone(), file.clone()).await {
                 Err(err) if attempt < 20 && is_busy(&err) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
@@ -72,7 +72,13 @@ impl SqliteTokenStore {
         }
     }
 
-    async fn open_pool(options: SqliteConnectOptions, in_memory: bool) -> sqlx::Result<SqlitePool> {
+    /// The pool on `options`; `file` is the database file (`None` in
+    /// memory).
+    async fn open_pool(
+        options: SqliteConnectOptions,
+        file: Option<PathBuf>,
+    ) -> sqlx::Result<SqlitePool> {
+        let in_memory = file.is_none();
         if !in_memory {
             // The one connection allowed to create the file.
             SqliteConnection::connect_with(&options.clone().create_if_missing(true))
@@ -81,6 +87,15 @@ impl SqliteTokenStore {
                 .await?;
         }
         SqlitePoolOptions::new()
+            // An idle connection to a file that was removed would go on
+            // writing to the unlinked file (lost at the next start): drop it
+            // instead; the new connection that replaces it fails, as the
+            // file is gone and may not be created again, so the request
+            // fails with `store_unavailable`. (One `stat` per acquire.)
+            .before_acquire(move |_conn, _meta| {
+                let present = file.as_deref().is_none_or(std::path::Path::exists);
+                Box::pin(async move { Ok(present) })
+            })
             // An in-memory database lives in one connection; keep exactly it.
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
