@@ -121,8 +121,8 @@ async fn an_oversized_body_gets_a_documented_answer_on_every_route() {
                 documented.is_object(),
                 "{method} {path}: {status} is not documented"
             );
-            let codes = &documented["content"]["application/problem+json"]["schema"]["allOf"][1]
-                ["properties"]["code"]["enum"];
+            let codes = &documented["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]
+                ["code"]["enum"];
             assert!(
                 codes.as_array().is_some_and(|codes| codes.contains(code)),
                 "{method} {path}: {status} {code} is not documented: {documented}"
@@ -130,7 +130,10 @@ async fn an_oversized_body_gets_a_documented_answer_on_every_route() {
             checked += 1;
         }
     }
-    assert!(checked >= AuthRoute::ALL.len() + SERVER_ROUTES.len(), "{checked}");
+    assert!(
+        checked >= AuthRoute::ALL.len() + SERVER_ROUTES.len(),
+        "{checked}"
+    );
 }
 
 async fn metrics(server: &TestServer) -> String {
