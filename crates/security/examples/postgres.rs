@@ -8,6 +8,9 @@
 //! curl -s localhost:3000/auth/login -d username=ada -d password=correct-horse
 //! ```
 //!
+//! `BIND` changes the address (default `127.0.0.1:3000`; `BIND=127.0.0.1:0`
+//! picks a free port); the example prints where it listens.
+//!
 //! [`setup_security`] connects to `DATABASE_URL` and applies the token
 //! store's migrations (its tables are named `fastcore_*`). The example
 //! then creates its own `app_users` table if missing and adds `ada`
@@ -145,16 +148,28 @@ pub(crate) async fn app(config: SecurityConfig) -> Result<Router> {
         .merge(auth_router(state)))
 }
 
-#[allow(dead_code)] // tests/examples.rs includes this file and calls `app` only.
+/// Where `main` listens when `BIND` is not set.
+pub(crate) const DEFAULT_BIND: &str = "127.0.0.1:3000";
+
+/// Listens on `bind` (`main` passes `BIND`; port 0 picks a free one), or
+/// on [`DEFAULT_BIND`].
+pub(crate) async fn listen(bind: Option<&str>) -> Result<tokio::net::TcpListener> {
+    let bind = bind.unwrap_or(DEFAULT_BIND);
+    tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {bind}: {e}")))
+}
+
+#[allow(dead_code)] // tests/examples.rs includes this file and calls `app` and `listen` only.
 #[tokio::main]
 async fn main() -> Result<()> {
     // JWT_SECRET_KEY, DATABASE_URL and the other variables of the README.
     let config = SecurityConfig::from_env()?;
     let app = app(config).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000")
-        .await
-        .map_err(|e| Error::Config(format!("cannot listen: {e}")))?;
-    println!("listening on http://127.0.0.1:3000 (user ada / correct-horse)");
+    let listener = listen(std::env::var("BIND").ok().as_deref()).await?;
+    if let Ok(addr) = listener.local_addr() {
+        println!("listening on http://{addr} (user ada / correct-horse)");
+    }
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
         .await

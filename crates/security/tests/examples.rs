@@ -1,7 +1,8 @@
 //! The examples run: each one's `app` (the file is included here) answers
 //! a login, a route that needs the current user and one that reads only
-//! the token's claims. The PostgreSQL one needs the local server (see
-//! `common::databases`: skipped without it, unless `CI` is set).
+//! the token's claims, and each one's `listen` (what `main` calls with
+//! `BIND`) listens where it is told. The PostgreSQL one needs the local
+//! server (see `common::databases`: skipped without it, unless `CI` is set).
 
 // A panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -61,6 +62,61 @@ async fn the_minimal_example_serves_its_routes() {
         .build()
         .unwrap();
     walk_through(&minimal::app(config).await.unwrap()).await;
+}
+
+/// `GET /hello` without a token over a real connection to `addr`: the
+/// status line.
+async fn status_line_over_tcp(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: example\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn the_minimal_example_listens_where_bind_says() {
+    // Without BIND, the documented default.
+    assert_eq!(minimal::DEFAULT_BIND, "127.0.0.1:3000");
+    // BIND=127.0.0.1:0: a free port, where the app is then served.
+    let listener = minimal::listen(Some("127.0.0.1:0")).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert_ne!(addr.port(), 0);
+    let config = config_builder()
+        .database_url("sqlite::memory:")
+        .build()
+        .unwrap();
+    let app = minimal::app(config).await.unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(
+        status_line_over_tcp(addr).await,
+        "HTTP/1.1 401 Unauthorized"
+    );
+    server.abort();
+    // An address that cannot be listened on is an error naming it.
+    let err = minimal::listen(Some("not-an-address")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot listen on not-an-address"),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn the_postgres_example_listens_where_bind_says() {
+    assert_eq!(postgres::DEFAULT_BIND, "127.0.0.1:3000");
+    let listener = postgres::listen(Some("127.0.0.1:0")).await.unwrap();
+    assert_ne!(listener.local_addr().unwrap().port(), 0);
+    let err = postgres::listen(Some("not-an-address")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("cannot listen on not-an-address"),
+        "{err}"
+    );
 }
 
 #[cfg(feature = "postgres")]

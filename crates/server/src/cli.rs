@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
-use fastcore_security::{Algorithm, ValidationMode};
+use fastcore_security::{Algorithm, CookieConfig, ValidationMode};
 
 use crate::connections::ConnectionLimits;
 use crate::database::{DEFAULT_DATABASE_URL, DEFAULT_REDIS_PREFIX, OpenOptions};
@@ -20,23 +20,16 @@ use crate::purge::DEFAULT_PURGE_BATCH;
 
 /// Stateful JWT auth server and admin tool for fastcore-security.
 ///
-/// Configuration comes from the environment: JWT_SECRET_KEY (required
-/// unless `serve --demo` or JWT_KEYS_FILE), JWT_ALGORITHM, JWT_KEYS_FILE (a
-/// key file from `keys generate`, instead of JWT_SECRET_KEY),
-/// JWT_ACCESS_TOKEN_EXPIRE_MINUTES, JWT_REFRESH_TOKEN_EXPIRE_DAYS,
-/// JWT_AUDIENCE, JWT_ISSUER, JWT_ALLOWED_AUDIENCES, DATABASE_URL, and the
-/// login throttle's LOGIN_MAX_FAILURES_PER_ACCOUNT,
-/// LOGIN_MAX_FAILURES_PER_ADDRESS, LOGIN_THROTTLE_WINDOW_SECONDS (also
-/// `serve` flags), LOGIN_FAILURE_FLOOR_MS (the least time a failed login
-/// takes, default 500); RUST_LOG sets the log level.
+/// Configuration comes from the environment (every variable is listed
+/// below); a flag of the same setting overrides its variable.
 #[derive(Debug, Parser)]
 #[command(
     name = "fastcore-security",
     version,
     about,
     long_about,
-    after_help = TOP_AFTER_HELP,
-    after_long_help = TOP_AFTER_HELP
+    after_help = top_after_short_help(),
+    after_long_help = top_after_long_help()
 )]
 pub struct Cli {
     /// The database holding tokens and users: sqlite://FILE (created if
@@ -81,7 +74,57 @@ Examples:
 Exit codes:
   0  success (for `token inspect`: the token was decoded, whether or not it is valid)
   1  the command failed: one line on standard error says why
-  2  the command line is wrong (unknown command or option, missing argument)";
+  2  the command line is wrong (unknown command or option, missing argument, bad flag value)";
+
+/// Every environment variable the binary and the library read, as the
+/// top-level `--help` lists them (a test checks the list against the
+/// sources).
+pub const ENVIRONMENT_HELP: &str = "\
+Environment variables (a flag of the same setting overrides its variable):
+ Signing and tokens:
+  JWT_SECRET_KEY                   HMAC secret (required unless JWT_KEYS_FILE or serve --demo)
+  JWT_ALGORITHM                    HS256 (default), HS384 or HS512, for JWT_SECRET_KEY
+  JWT_KEYS_FILE                    key file from `keys generate`, instead of JWT_SECRET_KEY
+  JWT_ACCESS_TOKEN_EXPIRE_MINUTES  access token lifetime (default 30)
+  JWT_REFRESH_TOKEN_EXPIRE_DAYS    refresh token lifetime (default 7)
+  JWT_SESSION_MAX_LIFETIME_DAYS    a session ends this long after login (default 30)
+  JWT_REFRESH_REUSE_GRACE_SECONDS  a spent refresh token back this soon is no theft (0-60, default 5)
+  JWT_AUDIENCE, JWT_ISSUER         aud and iss of new tokens (iss is required on incoming ones)
+  JWT_ALLOWED_AUDIENCES            comma-separated aud values accepted (default JWT_AUDIENCE)
+  JWT_LEEWAY_SECONDS               clock skew allowed on exp/nbf (0-300, default 5)
+  JWT_VALIDATION_MODE              strict (default) or synced (serve --validation-mode)
+  JWT_SYNC_INTERVAL_MS             synced mode's feed interval, 10-60000 ms (serve --sync-interval)
+ Storage:
+  DATABASE_URL                     the database (--database-url)
+  FASTCORE_REDIS_PREFIX            key prefix on Redis (--redis-prefix)
+  FASTCORE_PURGE_INTERVAL_SECONDS  background purge interval, 0 = off (serve --purge-interval)
+ Logins and passwords:
+  LOGIN_MAX_FAILURES_PER_ACCOUNT   failed logins per account and window (default 5; 0 = off)
+  LOGIN_MAX_FAILURES_PER_ADDRESS   failed logins per address and window (default 20; 0 = off)
+  LOGIN_THROTTLE_WINDOW_SECONDS    the throttle window, 1-86400 (default 900)
+  LOGIN_FAILURE_FLOOR_MS           least time a failed login takes, 0-10000 (default 500)
+  PASSWORD_ARGON2_MEMORY_KIB       argon2id memory of new hashes (19456-262144, default 19456)
+  PASSWORD_ARGON2_ITERATIONS       argon2id iterations (2-16, default 2)
+  PASSWORD_ARGON2_PARALLELISM      argon2id lanes (1-16, default 1)
+  PASSWORD_MAX_BYTES               longest password accepted (64-65536, default 1024)
+ Browser apps (serve):
+  FASTCORE_REFRESH_COOKIE          true: the refresh token in an HttpOnly cookie (--refresh-cookie)
+  FASTCORE_REFRESH_COOKIE_SAME_SITE  strict (default) or lax (--refresh-cookie-same-site)
+  FASTCORE_ALLOWED_ORIGINS         comma-separated origins that may also use it (--allowed-origin)
+ Other:
+  FASTCORE_ENV, APP_ENV, ENVIRONMENT  `production` refuses serve --demo and generated secrets
+  RUST_LOG                         log level (default info for serve, warn otherwise)";
+
+/// The top-level `--help`'s text after the options: the environment
+/// variables, then [`TOP_AFTER_HELP`].
+fn top_after_long_help() -> String {
+    format!("{ENVIRONMENT_HELP}\n\n{TOP_AFTER_HELP}")
+}
+
+/// The top-level `-h`'s: [`TOP_AFTER_HELP`], and where the variables are.
+fn top_after_short_help() -> String {
+    format!("{TOP_AFTER_HELP}\n\nThe environment variables: see --help.")
+}
 
 /// Why the command line could not be parsed.
 #[derive(Debug)]
@@ -293,8 +336,10 @@ Exits 0; 2 for an unknown shell.")]
 /// Options of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Address and port to listen on (port 0 picks a free one; the log says which).
-    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR:PORT")]
+    /// Address and port to listen on (port 0 picks a free one; the log says
+    /// which): an IP address (`[::1]:8000` for IPv6) or a host name, and a port.
+    #[arg(long, default_value = "127.0.0.1:8000", value_name = "ADDR:PORT",
+          value_parser = parse_bind)]
     pub bind: String,
 
     /// Try-it-out mode: without JWT_SECRET_KEY, use a random development
@@ -389,8 +434,9 @@ pub struct ServeArgs {
 
     /// Synced mode: how often the change feed is read besides its signals
     /// (SQLite and MySQL have none: it is their propagation delay), from
-    /// 10ms to 60s; also `JWT_SYNC_INTERVAL_MS`. [default: 250ms]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// 10ms to 60s; also `JWT_SYNC_INTERVAL_MS` (whole milliseconds).
+    /// [default: 250ms]
+    #[arg(long, value_name = "DURATION", value_parser = parse_sync_interval)]
     pub sync_interval: Option<Duration>,
 
     /// Browser apps: login and refresh put the refresh token in an
@@ -414,15 +460,61 @@ pub struct ServeArgs {
         long = "allowed-origin",
         env = "FASTCORE_ALLOWED_ORIGINS",
         value_name = "ORIGIN",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse_allowed_origin
     )]
     pub allowed_origins: Vec<String>,
 }
 
-/// Parses `--validation-mode` (`strict` or `synced`).
+/// Parses `--validation-mode` (`strict` or `synced`, in any case). The
+/// error names neither the flag nor `JWT_VALIDATION_MODE`: clap (or
+/// [`Cli::parse_args`], for the variable) says which one was given.
 pub fn parse_validation_mode(text: &str) -> Result<ValidationMode, String> {
     text.parse()
-        .map_err(|e: fastcore_security::Error| e.to_string())
+        .map_err(|_| "expected strict or synced".to_owned())
+}
+
+/// Parses `--sync-interval`: a duration like [`parse_duration`]'s, from
+/// 10ms to 60s (the range the library accepts).
+pub fn parse_sync_interval(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration_units(text.trim(), false)?;
+    if duration < Duration::from_millis(10) || duration > Duration::from_secs(60) {
+        return Err("the sync interval must be from 10ms to 60s".into());
+    }
+    Ok(duration)
+}
+
+/// Parses `--bind`: `ADDR:PORT`, where ADDR is an IP address (IPv6 in
+/// brackets) or a host name (resolved when the server starts) and PORT a
+/// number up to 65535 (0 picks a free one).
+pub fn parse_bind(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let expected =
+        || format!("{text:?} is not an ADDR:PORT like 127.0.0.1:8000, 0.0.0.0:8000 or [::1]:8000");
+    let (host, port) = text.rsplit_once(':').ok_or_else(expected)?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(expected());
+    }
+    Ok(text.to_owned())
+}
+
+/// Parses one `--allowed-origin` (or one comma-separated item of
+/// `FASTCORE_ALLOWED_ORIGINS`) with the library's own check, so a bad one
+/// is reported under the name it was given as.
+pub fn parse_allowed_origin(text: &str) -> Result<String, String> {
+    let origin = text.trim();
+    match CookieConfig::builder().allowed_origins([origin]).build() {
+        Ok(_) => Ok(origin.to_owned()),
+        Err(fastcore_security::Error::Config(why)) => Err(why),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 /// Parses `--login-throttle-window`: a duration like [`parse_duration`]'s,
@@ -833,7 +925,38 @@ mod tests {
         let args = serve(&["--validation-mode", "STRICT"]).unwrap();
         assert_eq!(args.validation_mode, Some(ValidationMode::Strict));
         assert!(serve(&["--validation-mode", "lazy"]).is_err());
-        assert!(serve(&["--sync-interval", "0"]).is_err());
+        for bad in ["0", "1ms", "9ms", "61s", "2m"] {
+            assert!(serve(&["--sync-interval", bad]).is_err(), "{bad}");
+        }
+        for good in ["10ms", "60s", "1m"] {
+            assert!(serve(&["--sync-interval", good]).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn bind_addresses_are_checked_before_the_server_starts() {
+        for good in [
+            "127.0.0.1:8000",
+            "0.0.0.0:0",
+            "[::1]:8000",
+            "localhost:8000",
+            "auth.internal:443",
+        ] {
+            assert_eq!(parse_bind(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in [
+            "nonsense",
+            "",
+            ":8000",
+            "127.0.0.1",
+            "127.0.0.1:",
+            "127.0.0.1:65536",
+            "127.0.0.1:-1",
+            "::1:8000x",
+            "a b:80",
+        ] {
+            assert!(parse_bind(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! library's description of the auth routes, plus `/openapi.json` and
 //! `/metrics` themselves, plus what the server's own layers can answer on
 //! any route ([`crate::problem`]): `408 request_timeout` for a request body
-//! that does not arrive within `--body-timeout`, and
+//! that does not arrive within `--body-timeout`, `413 body_too_large` for a
+//! body over [`MAX_BODY_BYTES`](crate::serve::MAX_BODY_BYTES) (on every
+//! route and method, whether or not it reads a body), and
 //! `503 service_unavailable` for a request that takes longer than
 //! [`REQUEST_TIMEOUT`](crate::serve::REQUEST_TIMEOUT).
 
@@ -47,6 +49,19 @@ fn add_layer_responses(document: &mut Value) {
                     "The request body did not arrive within `serve --body-timeout` (default \
                      10 s); the connection is closed",
                     "request_timeout",
+                );
+            }
+            // The body limit refuses by Content-Length before any handler
+            // runs; login and refresh keep their own, smaller limit's 413.
+            if !responses.contains_key("413") {
+                add_code(
+                    responses,
+                    "413",
+                    &format!(
+                        "The request body is over the server's {} KiB limit",
+                        crate::serve::MAX_BODY_BYTES / 1024
+                    ),
+                    "body_too_large",
                 );
             }
             add_code(
@@ -134,6 +149,15 @@ mod tests {
             codes(&document["paths"]["/health"]["get"]["responses"]["503"]),
             json!(["service_unavailable"])
         );
+        // Every route documents the body limit's 413; login keeps its own.
+        assert_eq!(codes(&login["413"]), json!(["body_too_large"]));
+        assert!(
+            login["413"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("16 KiB")
+        );
+        assert_eq!(codes(&me["413"]), json!(["body_too_large"]));
         // JWKS had no 503: it gets the layer's.
         let jwks = &document["paths"]["/.well-known/jwks.json"]["get"]["responses"]["503"];
         assert_eq!(codes(jwks), json!(["service_unavailable"]));

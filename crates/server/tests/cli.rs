@@ -788,6 +788,85 @@ fn every_command_has_help_with_an_example() {
     }
 }
 
+/// Every environment variable the library reads (found in its sources:
+/// `SecurityConfig::builder_from_lookup`, `PasswordPolicy::from_lookup`,
+/// `Environment::VARIABLES`) and the server reads (its options' clap `env`,
+/// and RUST_LOG) is listed in the top-level `--help`, and the list names
+/// no variable that nothing reads.
+#[test]
+fn the_top_level_help_lists_every_environment_variable() {
+    use clap::CommandFactory as _;
+    use std::collections::BTreeSet;
+
+    let is_variable = |name: &str| {
+        name.len() > 4
+            && name.contains('_')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    };
+    let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../security/src");
+    let mut read = BTreeSet::new();
+    for file in ["config.rs", "password.rs"] {
+        let source = std::fs::read_to_string(library.join(file)).unwrap();
+        for call in ["get(\"", "lookup(\"", "number(\""] {
+            for after in source.split(call).skip(1) {
+                let name = after.split('"').next().unwrap();
+                if is_variable(name) {
+                    read.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    read.extend(
+        fastcore_security::Environment::VARIABLES
+            .iter()
+            .map(|name| (*name).to_owned()),
+    );
+    fn clap_variables(command: &clap::Command, out: &mut BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(name) = arg.get_env() {
+                out.insert(name.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            clap_variables(sub, out);
+        }
+    }
+    clap_variables(&fastcore_security_server::cli::Cli::command(), &mut read);
+    read.insert("RUST_LOG".to_owned());
+    // The sources were read: the library alone has over 20.
+    assert!(read.len() >= 30, "{read:?}");
+
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command.arg("--help");
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    let words = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let listed = words(&out.stdout);
+    let missing: Vec<_> = read.difference(&listed).collect();
+    assert!(missing.is_empty(), "--help misses {missing:?}: {out:?}");
+    let unknown: Vec<_> = words(fastcore_security_server::cli::ENVIRONMENT_HELP)
+        .into_iter()
+        .filter(|name| is_variable(name) && !read.contains(name))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "--help lists {unknown:?}, which nothing reads"
+    );
+    // -h stays short and says where the list is.
+    let mut command = binary(temp.dir.path());
+    command.arg("-h");
+    let out = run(command, None);
+    assert!(out.stdout.contains("see --help"), "{out:?}");
+    assert!(!out.stdout.contains("PASSWORD_MAX_BYTES"), "{out:?}");
+}
+
 /// A bad value is reported under the name it was given as: the
 /// environment variable's (a configuration error: one line, status 1)
 /// when it came from the environment, the flag's (clap's usage error,
@@ -795,12 +874,15 @@ fn every_command_has_help_with_an_example() {
 #[test]
 fn bad_values_are_reported_under_the_name_they_were_given_as() {
     let temp = TempDb::new();
-    // `--bind` that cannot work: were a value accepted by mistake, the
-    // server would stop there instead of serving forever.
+    // `--bind` that cannot work (a port already taken): were a value
+    // accepted by mistake, the server would stop there instead of serving
+    // forever.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
     let serve = || {
         let mut command = binary(temp.dir.path());
         command
-            .args(["serve", "--bind", "not-an-address", "--database-url"])
+            .args(["serve", "--bind", &taken, "--database-url"])
             .arg(temp.url())
             .env("JWT_SECRET_KEY", SECRET);
         command
@@ -830,6 +912,18 @@ fn bad_values_are_reported_under_the_name_they_were_given_as() {
         ("FASTCORE_PURGE_INTERVAL_SECONDS", "abc", "--purge-interval"),
         ("FASTCORE_REDIS_PREFIX", "", "--redis-prefix"),
         ("PASSWORD_ARGON2_ITERATIONS", "1", "--"),
+        ("LOGIN_MAX_FAILURES_PER_ACCOUNT", "x", "--"),
+        ("FASTCORE_REFRESH_COOKIE", "yes", "--refresh-cookie"),
+        ("FASTCORE_PURGE_INTERVAL_SECONDS", "-3", "--purge-interval"),
+        ("PASSWORD_MAX_BYTES", "10", "--"),
+        ("JWT_VALIDATION_MODE", "fast", "--validation-mode"),
+        ("JWT_SYNC_INTERVAL_MS", "1", "--sync-interval"),
+        (
+            "FASTCORE_REFRESH_COOKIE_SAME_SITE",
+            "none",
+            "--refresh-cookie-same-site",
+        ),
+        ("FASTCORE_ALLOWED_ORIGINS", "nonsense", "--allowed-origin"),
     ] {
         let mut command = serve();
         command.env(variable, value);
@@ -849,30 +943,66 @@ fn bad_values_are_reported_under_the_name_they_were_given_as() {
         assert!(out.stderr.contains(variable), "{what}");
         assert!(!out.stderr.contains(flag), "{what}");
     }
-    for (args, variable) in [
+    for (args, variable, good) in [
         (
             vec!["--login-throttle-window", "abc"],
             "LOGIN_THROTTLE_WINDOW_SECONDS",
+            "60",
         ),
         (
             vec!["--login-max-failures-per-account=-1"],
             "LOGIN_MAX_FAILURES_PER_ACCOUNT",
+            "60",
         ),
         (
             vec!["--purge-interval", "abc"],
             "FASTCORE_PURGE_INTERVAL_SECONDS",
+            "60",
         ),
-        (vec!["--redis-prefix="], "FASTCORE_REDIS_PREFIX"),
+        (vec!["--redis-prefix="], "FASTCORE_REDIS_PREFIX", "60"),
+        (
+            vec!["--validation-mode", "fast"],
+            "JWT_VALIDATION_MODE",
+            "strict",
+        ),
+        (vec!["--sync-interval", "1ms"], "JWT_SYNC_INTERVAL_MS", "60"),
+        (vec!["--sync-interval=61s"], "JWT_SYNC_INTERVAL_MS", "60"),
+        (
+            vec!["--refresh-cookie", "--allowed-origin", "nonsense"],
+            "FASTCORE_ALLOWED_ORIGINS",
+            "https://app.example.com",
+        ),
     ] {
         // The variable holds a good value: the typed flag is what is wrong.
         let mut command = serve();
-        command.args(&args).env(variable, "60");
+        command.args(&args).env(variable, good);
         let out = run(command, None);
         let what = format!("{args:?}: {out:?}");
         assert_eq!(out.status.code(), Some(2), "{what}");
-        let flag = args[0].split('=').next().unwrap();
+        // The flag with the bad value: the last one given.
+        let flag = args
+            .iter()
+            .rev()
+            .find(|arg| arg.starts_with("--"))
+            .and_then(|arg| arg.split('=').next())
+            .unwrap();
         assert!(out.stderr.contains(&format!("'{flag} <")), "{what}");
         assert!(!out.stderr.contains(variable), "{what}");
+        assert!(!out.stderr.contains("configuration error"), "{what}");
+    }
+    // --bind has no variable; an address that cannot be one is a usage
+    // error too, before anything is opened.
+    for bind in ["nonsense", "127.0.0.1", "localhost:99999"] {
+        let mut command = binary(temp.dir.path());
+        command
+            .args(["serve", "--bind", bind, "--database-url"])
+            .arg(temp.url())
+            .env("JWT_SECRET_KEY", SECRET);
+        let out = run(command, None);
+        let what = format!("{bind:?}: {out:?}");
+        assert_eq!(out.status.code(), Some(2), "{what}");
+        assert!(out.stderr.contains("'--bind <ADDR:PORT>'"), "{what}");
+        assert!(!out.stderr.contains("INFO"), "{what}");
     }
 }
 

@@ -82,6 +82,60 @@ async fn the_server_serves_a_valid_description_of_every_route_it_answers() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// What the server's own layers answer on every route is in the
+/// description of every route: here, 413 `body_too_large` for a body over
+/// the server's 64 KiB limit, which is refused before any handler runs,
+/// whatever the route and method.
+#[tokio::test]
+async fn an_oversized_body_gets_a_documented_answer_on_every_route() {
+    let server = TestServer::start().await;
+    let spec: Value = server
+        .client
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let oversized = vec![b'x'; 70_000];
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let url = server.url(&path.replace("{id}", "some-session"));
+            let verb = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = server
+                .client
+                .request(verb, &url)
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(oversized.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{method} {path}");
+            let body: Value = response.json().await.unwrap();
+            let code = &body["code"];
+            let documented = &operation["responses"][status.as_str()];
+            assert!(
+                documented.is_object(),
+                "{method} {path}: {status} is not documented"
+            );
+            let codes = &documented["content"]["application/problem+json"]["schema"]["allOf"][1]["properties"]
+                ["code"]["enum"];
+            assert!(
+                codes.as_array().is_some_and(|codes| codes.contains(code)),
+                "{method} {path}: {status} {code} is not documented: {documented}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= AuthRoute::ALL.len() + SERVER_ROUTES.len(),
+        "{checked}"
+    );
+}
+
 async fn metrics(server: &TestServer) -> String {
     let response = server
         .client

@@ -96,17 +96,20 @@ fn demo_mode_is_refused_in_production() {
 
 #[test]
 fn a_bind_failure_is_one_clear_line() {
+    // A well-formed address that cannot be bound: the port is taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
     let temp = TempDb::new();
     let mut command = binary(temp.dir.path());
     command
-        .args(["serve", "--bind", "not-an-address", "--database-url"])
+        .args(["serve", "--bind", &taken, "--database-url"])
         .arg(temp.url())
         .env("JWT_SECRET_KEY", SECRET);
     let out = run(command, None);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let error = out.stderr.lines().last().unwrap_or_default();
     assert!(
-        error.starts_with("error: cannot listen on not-an-address"),
+        error.starts_with(&format!("error: cannot listen on {taken}: ")),
         "{out:?}"
     );
 }
