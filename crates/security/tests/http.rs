@@ -952,6 +952,36 @@ async fn bodies_over_16_kib_are_refused_with_413() {
     assert_problem(&res, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
 }
 
+/// A body that breaks off (a malformed chunk, a client that hangs up
+/// before `Content-Length` bytes came) is a bad request, not a large one;
+/// a streamed body over the limit is still 413.
+#[tokio::test]
+async fn a_body_that_cannot_be_read_is_a_bad_request() {
+    let app = app();
+    for uri in ["/auth/login", "/auth/refresh"] {
+        let chunks: Vec<Result<&'static [u8], std::io::Error>> = vec![
+            Ok(b"{\"username\": \"ada\", "),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(chunks)))
+            .unwrap();
+        let res = send(&app.router, req).await;
+        assert_problem(&res, StatusCode::BAD_REQUEST, "invalid_request");
+        assert!(!res.text().contains("connection reset"), "{}", res.text());
+
+        let big: Vec<Result<Vec<u8>, std::io::Error>> =
+            (0..20).map(|_| Ok(vec![b'x'; 1024])).collect();
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from_stream(futures_util::stream::iter(big)))
+            .unwrap();
+        let res = send(&app.router, req).await;
+        assert_problem(&res, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    }
+}
+
 // ------------------------------------------------- rotation and sessions
 
 fn delete(uri: &str, bearer: &str) -> Request<Body> {

@@ -100,3 +100,49 @@ async fn a_database_without_the_token_tables_is_not_healthy() {
     let status = get_security_status(Some(&security)).await;
     assert!(!status.healthy(), "{status:?}");
 }
+
+/// A new file at the path (another process created and migrated one, or a
+/// backup was moved into place) is not the file the store opened: the store
+/// refuses it until restarted, rather than go on writing to the removed
+/// file while other processes use the new one.
+#[tokio::test]
+async fn a_replaced_database_file_is_refused_until_restart() {
+    let (security, dir) = sqlite_security().await;
+    let path = dir.path().join("tokens.db");
+    let pair = security.create_token_pair("1", None).await.unwrap();
+    // Several connections in the pool.
+    let checks: Vec<_> = (0..4)
+        .map(|_| security.validate_token(&pair.access_token, None))
+        .collect();
+    for check in checks {
+        check.await.unwrap();
+    }
+
+    remove_database(&path);
+    let other = SqliteTokenStore::connect(&sqlite_url(&dir)).await.unwrap();
+    other.migrate().await.unwrap();
+    assert!(path.exists());
+
+    // (Each refusal waits out the pool's connect deadline: sqlx retries a
+    // connection its `after_connect` check refused until then.)
+    let err = security
+        .validate_token(&pair.access_token, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, fastcore_security::Error::StoreUnavailable(_)),
+        "{err:?}"
+    );
+    assert!(!get_security_status(Some(&security)).await.healthy());
+
+    // A restart opens the file now at the path.
+    let restarted = fastcore_security::setup_security(
+        config_builder()
+            .database_url(sqlite_url(&dir))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(get_security_status(Some(&restarted)).await.healthy());
+}

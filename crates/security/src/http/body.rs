@@ -26,11 +26,33 @@ fn kind_of(headers: &HeaderMap) -> Option<BodyKind> {
     }
 }
 
-/// Reads the whole body, refusing more than [`MAX_AUTH_BODY_BYTES`].
+/// Reads the whole body, refusing more than [`MAX_AUTH_BODY_BYTES`]
+/// (413). A body that cannot be read (a malformed chunk, a connection
+/// closed before `Content-Length` bytes came) is a bad request (400), not
+/// a large one.
 pub(crate) async fn read_limited(body: Body) -> Result<axum::body::Bytes, AuthRejection> {
     axum::body::to_bytes(body, MAX_AUTH_BODY_BYTES)
         .await
-        .map_err(|_| AuthRejection::BodyTooLarge)
+        .map_err(|err| {
+            if over_limit(&err) {
+                AuthRejection::BodyTooLarge
+            } else {
+                AuthRejection::InvalidRequest("the request body could not be read".into())
+            }
+        })
+}
+
+/// Whether a body error is a length limit's (this one's, or a limit layer's
+/// such as tower-http's `RequestBodyLimitLayer`, which uses the same type).
+fn over_limit(err: &axum::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// Parses a JSON or form body into `T`. Error texts name the expected

@@ -25,9 +25,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub struct SqliteTokenStore {
     pool: SqlitePool,
     /// The database file (`None` in memory or for a pool given to
-    /// [`from_pool`](Self::from_pool)): [`ping`](TokenStore::ping) checks it
-    /// is still there.
-    file: Option<PathBuf>,
+    /// [`from_pool`](Self::from_pool)): [`ping`](TokenStore::ping) and every
+    /// connection checks it is still the file that was opened.
+    file: Option<DatabaseFile>,
 }
 
 impl SqliteTokenStore {
@@ -58,45 +58,60 @@ impl SqliteTokenStore {
         // SQLite answers "database is locked" at once (no busy wait) when
         // another process opens the same new file at that instant, as
         // instances started together do. Retry briefly.
-        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
+        let path = (!in_memory).then(|| options.get_filename().to_path_buf());
         let mut attempt = 0u64;
         loop {
-            match Self::open_pool(options.clone(), file.clone()).await {
+            match Self::open_pool(options.clone(), path.clone()).await {
                 Err(err) if attempt < 20 && is_busy(&err) => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
                 }
                 Err(err) => return Err(StoreError::new("connect", err).into()),
-                Ok(pool) => return Ok(Self { pool, file }),
+                Ok((pool, file)) => return Ok(Self { pool, file }),
             }
         }
     }
 
-    /// The pool on `options`; `file` is the database file (`None` in
-    /// memory).
+    /// The pool on `options`, and the identity of its database file;
+    /// `path` is the file's path (`None` in memory).
     async fn open_pool(
         options: SqliteConnectOptions,
-        file: Option<PathBuf>,
-    ) -> sqlx::Result<SqlitePool> {
-        let in_memory = file.is_none();
-        if !in_memory {
-            // The one connection allowed to create the file.
-            SqliteConnection::connect_with(&options.clone().create_if_missing(true))
-                .await?
-                .close()
-                .await?;
-        }
-        SqlitePoolOptions::new()
-            // An idle connection to a file that was removed would go on
-            // writing to the unlinked file (lost at the next start): drop it
-            // instead; the new connection that replaces it fails, as the
-            // file is gone and may not be created again, so the request
-            // fails with `store_unavailable`. (One `stat` per acquire.)
+        path: Option<PathBuf>,
+    ) -> sqlx::Result<(SqlitePool, Option<DatabaseFile>)> {
+        let in_memory = path.is_none();
+        let file = match path {
+            Some(path) => {
+                // The one connection allowed to create the file.
+                SqliteConnection::connect_with(&options.clone().create_if_missing(true))
+                    .await?
+                    .close()
+                    .await?;
+                Some(DatabaseFile::of(path).map_err(sqlx::Error::Io)?)
+            }
+            None => None,
+        };
+        let (on_acquire, on_connect) = (file.clone(), file.clone());
+        let pool = SqlitePoolOptions::new()
+            // An idle connection to a file that was removed or replaced
+            // (`rm`, a backup moved into place) would go on writing to the
+            // unlinked file, lost at the next start: drop it instead. The
+            // new connection that replaces it is refused too, so requests
+            // fail with `store_unavailable` until the server is restarted
+            // on the file now at the path. (One `stat` per acquire.)
             .before_acquire(move |_conn, _meta| {
-                let present = file.as_deref().is_none_or(std::path::Path::exists);
-                Box::pin(async move { Ok(present) })
+                let same = on_acquire.as_ref().is_none_or(DatabaseFile::unchanged);
+                Box::pin(async move { Ok(same) })
             })
-            // An in-memory database lives in one connection; keep exactly it.
+            .after_connect(move |_conn, _meta| {
+                let same = on_connect.as_ref().is_none_or(DatabaseFile::unchanged);
+                Box::pin(async move {
+                    if same {
+                        Ok(())
+                    } else {
+                        Err(sqlx::Error::Io(DatabaseFile::changed_error()))
+                    }
+                })
+            })
             .max_connections(if in_memory { 1 } else { 8 })
             .min_connections(if in_memory { 1 } else { 0 })
             .idle_timeout(if in_memory {
@@ -111,7 +126,8 @@ impl SqliteTokenStore {
             })
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
-            .await
+            .await?;
+        Ok((pool, file))
     }
 
     /// Wraps an existing pool (for applications that already have one).
@@ -158,6 +174,45 @@ impl SqliteTokenStore {
                 }
             }
         }
+    }
+}
+
+/// The database file the store opened: its path, and (on Unix) its device
+/// and inode, so a file removed or replaced at that path is noticed.
+#[derive(Debug, Clone)]
+struct DatabaseFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl DatabaseFile {
+    fn of(path: PathBuf) -> std::io::Result<Self> {
+        let identity = Self::identity_at(&path)?;
+        Ok(Self { path, identity })
+    }
+
+    #[cfg(unix)]
+    fn identity_at(path: &std::path::Path) -> std::io::Result<Option<(u64, u64)>> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path)?;
+        Ok(Some((meta.dev(), meta.ino())))
+    }
+
+    #[cfg(not(unix))]
+    fn identity_at(path: &std::path::Path) -> std::io::Result<Option<(u64, u64)>> {
+        std::fs::metadata(path).map(|_| None)
+    }
+
+    /// The file at the path is still the one that was opened.
+    fn unchanged(&self) -> bool {
+        matches!(Self::identity_at(&self.path), Ok(now) if now == self.identity)
+    }
+
+    fn changed_error() -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the SQLite database file was removed or replaced while in use; restart to open the file now at its path",
+        )
     }
 }
 
@@ -465,15 +520,9 @@ impl TokenStore for SqliteTokenStore {
             .await
             .map_err(|e| StoreError::new("ping", e))?;
         if let Some(file) = &self.file
-            && !file.exists()
+            && !file.unchanged()
         {
-            return Err(StoreError::new(
-                "ping",
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the SQLite database file was removed while in use",
-                ),
-            ));
+            return Err(StoreError::new("ping", DatabaseFile::changed_error()));
         }
         Ok(())
     }
