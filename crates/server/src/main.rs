@@ -43,13 +43,18 @@ fn main() -> ExitCode {
 fn init_logging(default_level: &str) {
     // PostgreSQL reports harmless NOTICEs ("relation ... already exists,
     // skipping") on every migration check; keep them out of the default log.
-    let filter = EnvFilter::try_from_default_env()
+    let from_env = EnvFilter::try_from_default_env();
+    let unreadable = from_env.is_err() && std::env::var_os(EnvFilter::DEFAULT_ENV).is_some();
+    let filter = from_env
         .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},sqlx::postgres::notice=warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if unreadable {
+        tracing::warn!("RUST_LOG is not a valid log filter; logging at the default level");
+    }
 }
 
 /// The error and its causes on one line (see [`error_line`]).

@@ -424,7 +424,7 @@ fn existing_users_notice(database_url: &str) -> String {
     let start_over = match sqlite_file(database_url) {
         Some(file) => format!(
             "    stop the server, delete {} (and its -wal and -shm files),\n\
-             \x20   then run `fastcore-security serve --demo` again.",
+             \x20   then run `fastcore-security serve --demo{option}` again.",
             file.display()
         ),
         None => "    restart the server on an empty database.".to_owned(),
@@ -537,6 +537,17 @@ mod tests {
         assert!(
             notice.contains("delete /srv/auth/users.db (and"),
             "{notice}"
+        );
+        // Starting over must use the same database, not the default one.
+        assert!(
+            notice.contains(
+                "`fastcore-security serve --demo --database-url 'sqlite:///srv/auth/users.db?mode=rwc'` again"
+            ),
+            "{notice}"
+        );
+        assert!(
+            existing_users_notice(DEFAULT_DATABASE_URL)
+                .contains("`fastcore-security serve --demo` again"),
         );
     }
 }

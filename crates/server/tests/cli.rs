@@ -1158,3 +1158,20 @@ async fn token_inspect_json() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
 }
+
+/// An unreadable `RUST_LOG` falls back to the default level, and says so
+/// (it used to be ignored without a word).
+#[test]
+fn an_unreadable_rust_log_is_reported() {
+    let temp = TempDb::new();
+    let mut command = binary(temp.dir.path());
+    command.env("RUST_LOG", "[[[").args(["completions", "bash"]);
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("RUST_LOG is not a valid log filter; logging at the default level"),
+        "{out:?}"
+    );
+    assert!(!out.stdout.is_empty());
+}
