@@ -127,6 +127,22 @@ pub(crate) fn expiring_after() -> i64 {
         .saturating_sub(300)
 }
 
+/// The batch of a catch-up that found nothing committed after `cursor`.
+pub(crate) fn no_changes(cursor: u64) -> RevocationBatch {
+    RevocationBatch {
+        cursor,
+        revocations: Vec::new(),
+    }
+}
+
+/// Whether a SQL change log still holds every entry after `after` up to
+/// the sequence's `head`, given the first logged number after `after`.
+/// If not, the reader is behind the trimmed log, or ahead of the store
+/// (restored from a backup), and only a new snapshot is right.
+pub(crate) fn log_covers(after: i64, head: i64, first_logged: Option<i64>) -> bool {
+    head >= after && first_logged == Some(after + 1)
+}
+
 /// A batch from rows of revoked tokens (`jti`, `exp`) and cut-offs
 /// (user, time); shared by the SQL stores.
 pub(crate) fn batch(
@@ -146,5 +162,21 @@ pub(crate) fn batch(
     RevocationBatch {
         cursor,
         revocations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_covers;
+
+    #[test]
+    fn a_catch_up_reads_the_log_only_when_it_holds_every_entry() {
+        // Entries 6..=9 are all there.
+        assert!(log_covers(5, 9, Some(6)));
+        // Entry 6 was trimmed: a reader at 5 needs a snapshot.
+        assert!(!log_covers(5, 9, Some(7)));
+        assert!(!log_covers(5, 9, None));
+        // The store is behind the reader (restored from a backup).
+        assert!(!log_covers(9, 5, Some(10)));
     }
 }

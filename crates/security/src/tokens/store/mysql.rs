@@ -20,7 +20,8 @@ use super::{
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 use crate::tokens::feed::{
-    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after, seq_of,
+    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after,
+    log_covers, no_changes, seq_of,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -687,10 +688,7 @@ impl RevocationFeed for MySqlFeed {
         let after = seq_of(cursor);
         let head = self.head().await.map_err(err)?;
         if head == after {
-            return Ok(Some(RevocationBatch {
-                cursor,
-                revocations: Vec::new(),
-            }));
+            return Ok(Some(no_changes(cursor)));
         }
         let first: Option<i64> =
             sqlx::query_scalar("SELECT MIN(seq) FROM fastcore_revocation_log WHERE seq > ?")
@@ -698,9 +696,7 @@ impl RevocationFeed for MySqlFeed {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(err)?;
-        // Behind the trimmed log, or ahead of the store (restored from a
-        // backup): only a new snapshot is right.
-        if head < after || first != Some(after + 1) {
+        if !log_covers(after, head, first) {
             return Ok(None);
         }
         let expiring = expiring_after();

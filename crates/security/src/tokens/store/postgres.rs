@@ -11,7 +11,8 @@ use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
 use crate::tokens::claims::TokenType;
 use crate::tokens::feed::{
-    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after, seq_of,
+    LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after,
+    log_covers, no_changes, seq_of,
 };
 
 /// The channel revocations are signalled on (`pg_notify` at commit).
@@ -570,10 +571,7 @@ impl RevocationFeed for PostgresFeed {
             .await
             .map_err(err)?;
         if head == after {
-            return Ok(Some(RevocationBatch {
-                cursor,
-                revocations: Vec::new(),
-            }));
+            return Ok(Some(no_changes(cursor)));
         }
         let first: Option<i64> =
             sqlx::query_scalar("SELECT MIN(seq) FROM fastcore_revocation_log WHERE seq > $1")
@@ -581,9 +579,7 @@ impl RevocationFeed for PostgresFeed {
                 .fetch_one(&self.pool)
                 .await
                 .map_err(err)?;
-        // Behind the trimmed log, or ahead of the store (restored from a
-        // backup): only a new snapshot is right.
-        if head < after || first != Some(after + 1) {
+        if !log_covers(after, head, first) {
             return Ok(None);
         }
         let tokens: Vec<(String, i64)> = sqlx::query_as(
