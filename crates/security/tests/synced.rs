@@ -601,3 +601,43 @@ async fn a_store_without_a_feed_cannot_run_synced() {
     // Strict mode is fine on it.
     let _ = strict(Arc::new(Plain));
 }
+
+/// PostgreSQL signals revocations on a channel of the schema's own: the
+/// instances of a deployment in another schema of the same database are not
+/// woken by them (they used to share one channel per database).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schemas_signal_on_channels_of_their_own() {
+    let (Some(ours), Some(theirs)) = (
+        common::databases::postgres().await,
+        common::databases::postgres().await,
+    ) else {
+        return;
+    };
+    let store = fastcore_security::connect_store(ours.url()).await.unwrap();
+    let neighbour = fastcore_security::connect_store(theirs.url())
+        .await
+        .unwrap();
+    let subscribe = |store: &Arc<dyn TokenStore>| {
+        let feed = store.revocation_feed().unwrap();
+        async move { feed.subscribe().await.unwrap().unwrap() }
+    };
+    let mut own = subscribe(&store).await;
+    let mut foreign = subscribe(&neighbour).await;
+
+    let security = strict(store);
+    let pair = security.create_token_pair("ada", None).await.unwrap();
+    security.revoke_token(&pair.access_token).await.unwrap();
+
+    tokio::time::timeout(DEADLINE, own.recv())
+        .await
+        .expect("the revocation did not wake its own schema's subscriber")
+        .expect("the subscription was lost");
+    // Both would have been signalled by the same NOTIFY; give a stray one
+    // time to arrive all the same.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        matches!(foreign.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+        "a revocation in one schema woke the subscriber of another"
+    );
+}

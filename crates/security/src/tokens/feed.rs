@@ -75,7 +75,7 @@ pub struct RevocationBatch {
 /// | --- | --- | --- |
 /// | memory | an in-process log | an in-process channel |
 /// | SQLite | table `fastcore_revocation_log`, counter `fastcore_revocation_seq` | none: polled every [`sync_interval`](crate::SecurityConfig::sync_interval) |
-/// | PostgreSQL | the same tables | `LISTEN fastcore_revocations` (`pg_notify` in the revoking transaction) |
+/// | PostgreSQL | the same tables | `LISTEN` on `fastcore_revocations_<md5 of the schema>`, one channel per schema (`pg_notify` in the revoking transaction) |
 /// | MySQL/MariaDB | the same tables | none: polled |
 /// | Redis | `<prefix>rev:seq`, `<prefix>rev:log` (the last 100 000 numbers), `<prefix>rev:tok` (revoked tokens by `exp`), `<prefix>rev:cut` (latest cut-offs), all written by the revoking Lua scripts | `SUBSCRIBE <prefix>rev:signal` |
 #[async_trait]

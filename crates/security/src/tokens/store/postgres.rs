@@ -15,8 +15,15 @@ use crate::tokens::feed::{
     log_covers, no_changes, seq_of,
 };
 
-/// The channel revocations are signalled on (`pg_notify` at commit).
-const CHANNEL: &str = "fastcore_revocations";
+/// The channel revocations are signalled on (`pg_notify` at commit), as an
+/// SQL expression: one channel per schema, so deployments that share a
+/// database in schemas of their own do not wake each other's instances.
+/// The schema goes in as its MD5: a channel name is at most 63 bytes.
+macro_rules! channel {
+    () => {
+        "'fastcore_revocations_' || md5(COALESCE(current_schema(), ''))"
+    };
+}
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -523,8 +530,7 @@ async fn log_revocation(
     .bind(at)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
+    sqlx::query(concat!("SELECT pg_notify(", channel!(), ", '')"))
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -623,7 +629,13 @@ impl RevocationFeed for PostgresFeed {
         // A lost connection must end the subscription (so the reader
         // reloads what it missed), not be replaced silently.
         listener.eager_reconnect(false);
-        listener.listen(CHANNEL).await.map_err(err)?;
+        // Asked on the listener's own connection: its `search_path` is the
+        // one the store's connections have.
+        let channel: String = sqlx::query_scalar(concat!("SELECT ", channel!()))
+            .fetch_one(&mut listener)
+            .await
+            .map_err(err)?;
+        listener.listen(&channel).await.map_err(err)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         tokio::spawn(async move {
             loop {
