@@ -1090,3 +1090,69 @@ async fn a_cut_off_names_its_user_only() {
     let mut con = inspect();
     assert!(exists(&mut con, &format!("{}ucut:ucut:x", prefix.prefix())));
 }
+
+/// The feed's hash of cut-offs (`rev:cut`) does not grow for good: a
+/// snapshot leaves out and drops the cut-off of a user whose `ucut:` key
+/// has expired (no record is left for it to revoke), and keeps the others.
+#[tokio::test]
+async fn snapshots_drop_cut_offs_that_have_nothing_left_to_revoke() {
+    let Some((store, prefix)) = redis().await else {
+        return;
+    };
+    let p = prefix.prefix().to_owned();
+    let now = common::now();
+    let mut con = inspect();
+    store
+        .insert(&access_for("kept-token", "kept", None, 3600))
+        .await
+        .unwrap();
+    store.cut_off_user("kept", now).await.unwrap();
+    store.cut_off_user("gone", now).await.unwrap();
+    let cuts = format!("{p}rev:cut");
+    let in_hash = |con: &mut redis::Connection, user: &str| {
+        redis::cmd("HEXISTS")
+            .arg(&cuts)
+            .arg(user)
+            .query::<u64>(con)
+            .unwrap()
+            == 1
+    };
+    assert!(in_hash(&mut con, "kept") && in_hash(&mut con, "gone"));
+    // What Redis does when the key's time is up (the grace period, for a
+    // user without tokens).
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{p}ucut:gone"))
+        .query(&mut con)
+        .unwrap();
+
+    let snapshot = store
+        .revocation_feed()
+        .unwrap()
+        .snapshot(now)
+        .await
+        .unwrap();
+    let users: Vec<&str> = snapshot
+        .revocations
+        .iter()
+        .filter_map(|r| match r {
+            fastcore_security::Revocation::UserCutOff { user_id, .. } => Some(user_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(users, ["kept"]);
+    assert!(in_hash(&mut con, "kept"));
+    assert!(
+        !in_hash(&mut con, "gone"),
+        "the stale cut-off was not dropped"
+    );
+    // The kept cut-off still revokes what it revoked.
+    assert!(
+        store
+            .get("kept-token")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}

@@ -454,16 +454,28 @@ end
 return n
 ";
 
-/// KEYS: feed counter, revoked tokens, cut-offs. ARGV: expiring after.
-/// Returns `{head, token count, jti, exp, ..., user, at, ...}`, all
-/// strings, read at one instant.
+/// KEYS: feed counter, revoked tokens, cut-offs. ARGV: expiring after,
+/// cut-off key prefix. Returns `{head, token count, jti, exp, ..., user,
+/// at, ...}`, all strings, read at one instant.
+///
+/// A cut-off whose user's `ucut:` key has expired is left out and dropped:
+/// that key outlives every record the cut-off can revoke, so none is left
+/// for it to revoke. This keeps the cut-offs hash to the users whose
+/// tokens still live, as the `ucut:` keys are.
 const LUA_FEED_SNAPSHOT: &str = r"
 local out = {redis.call('GET', KEYS[1]) or '0'}
 local tok = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf', 'WITHSCORES')
 out[2] = tostring(#tok / 2)
 for i = 1, #tok do out[#out + 1] = tok[i] end
 local cut = redis.call('HGETALL', KEYS[3])
-for i = 1, #cut do out[#out + 1] = cut[i] end
+for i = 1, #cut, 2 do
+  if redis.call('EXISTS', ARGV[2] .. cut[i]) == 1 then
+    out[#out + 1] = cut[i]
+    out[#out + 1] = cut[i + 1]
+  else
+    redis.call('HDEL', KEYS[3], cut[i])
+  end
+end
 return out
 ";
 
@@ -537,7 +549,7 @@ fn script_with_index(body: &str) -> Script {
 /// | `P rev:seq` | string | the number of the latest revocation, for [synced validation](crate::ValidationMode::Synced)'s [feed](crate::RevocationFeed) | never |
 /// | `P rev:log` | sorted set | the change log: `<n> t <exp> <jti>` (a token revoked) and `<n> c <at> <user id>` (a cut-off), scored by number | the last 100 000 numbers are kept |
 /// | `P rev:tok` | sorted set | revoked jtis scored by `exp`, for the feed's snapshots | members trimmed [grace](Self::RECORD_GRACE_SECS) after `exp` |
-/// | `P rev:cut` | hash | user id -> time of the user's latest cut-off, for the snapshots | never (one field per user ever cut off, as the SQL stores keep a row) |
+/// | `P rev:cut` | hash | user id -> time of the user's latest cut-off, for the snapshots | a field goes at the first feed snapshot after its user's `ucut:` key has expired (no record is left for it to revoke) |
 ///
 /// Ids go into key names verbatim: Redis keys are binary safe, the part
 /// after the prefix names its kind (`tok:`, `user:`, `fam:`, `ucut:`), and no
@@ -593,7 +605,8 @@ fn script_with_index(body: &str) -> Script {
 /// unrevoked record of the user), and each record issued afterwards
 /// extends it to its own expiry. So it lives as long as the user's tokens
 /// do, and a user who is no longer issued tokens leaves nothing behind but
-/// the field of `rev:cut` that the revocation feed reads.
+/// the field of `rev:cut` that the revocation feed reads, until its next
+/// snapshot.
 /// Tokens a cut-off revoked keep its time: revoking them again (by token,
 /// session or user) counts nothing and leaves `revoked_at` as it was, and
 /// walks take them out of the indexes.
@@ -1000,6 +1013,7 @@ impl TokenStore for RedisTokenStore {
             con: self.con.clone(),
             client: self.client.clone(),
             feed: self.keys.feed.clone(),
+            cutoff: self.keys.cutoff.clone(),
         }))
     }
 }
@@ -1012,6 +1026,8 @@ struct RedisFeed {
     client: Client,
     /// `P rev:`.
     feed: Vec<u8>,
+    /// `P ucut:`, the users' cut-off keys.
+    cutoff: Vec<u8>,
 }
 
 impl RedisFeed {
@@ -1054,6 +1070,7 @@ impl RevocationFeed for RedisFeed {
             .key(self.key("tok"))
             .key(self.key("cut"))
             .arg(expiring_after)
+            .arg(&self.cutoff)
             .invoke_async(&mut self.con.clone())
             .await
             .map_err(|e| StoreError::new("revocation_snapshot", e))?;
