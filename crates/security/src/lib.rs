@@ -192,9 +192,12 @@
 //!
 //! Every login that fails for its credentials is also held to a minimum
 //! duration, the failure floor ([`SecurityConfigBuilder::login_failure_floor`],
-//! `LOGIN_FAILURE_FLOOR_MS`, default 500 ms; [`Security::delay_failed_login`]),
+//! `LOGIN_FAILURE_FLOOR_MS`, default 500 ms; [`Security::fail_login`]),
 //! so that an account whose stored hash is slower than the policy's (a
-//! legacy bcrypt hash) does not fail measurably slower than an unknown user.
+//! legacy bcrypt hash) does not fail measurably slower than an unknown user;
+//! and the attempts of one account take turns, each failure keeping its
+//! turn until its answer is due, so that a concurrent burst of wrong
+//! passwords does not tell them apart either.
 //!
 //! # Validation modes
 //!

@@ -323,3 +323,102 @@ async fn a_store_outage_is_not_held() {
         "store outages were held: {times:?}"
     );
 }
+
+/// A [`UserAuthentication`] whose every password check takes a while (a
+/// slow stored hash) and fails, and which records how many checks run at
+/// once, per username and in all.
+#[derive(Default, Clone)]
+struct SlowChecks(Arc<CheckStats>);
+
+#[derive(Default)]
+struct CheckStats {
+    /// Checks running now, per username and in all.
+    running: std::sync::Mutex<(std::collections::HashMap<String, usize>, usize)>,
+    most_per_user: std::sync::Mutex<usize>,
+    most_in_all: std::sync::Mutex<usize>,
+}
+
+#[async_trait]
+impl UserAuthentication for SlowChecks {
+    type User = TestUser;
+
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> fastcore_security::Result<Option<TestUser>> {
+        let stats = &self.0;
+        {
+            let mut running = stats.running.lock().unwrap();
+            let mine = running.0.entry(credentials.username.clone()).or_default();
+            *mine += 1;
+            let mine = *mine;
+            running.1 += 1;
+            let all = running.1;
+            let mut most = stats.most_per_user.lock().unwrap();
+            *most = (*most).max(mine);
+            let mut most = stats.most_in_all.lock().unwrap();
+            *most = (*most).max(all);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut running = stats.running.lock().unwrap();
+        *running.0.get_mut(&credentials.username).unwrap() -= 1;
+        running.1 -= 1;
+        Ok(None)
+    }
+
+    async fn get_user_by_id(&self, _id: &str) -> fastcore_security::Result<Option<TestUser>> {
+        Ok(None)
+    }
+
+    fn get_user_id(&self, user: &TestUser) -> String {
+        user.id.clone()
+    }
+}
+
+/// A burst of wrong passwords for one account is checked one at a time,
+/// each failure keeping the account's turn until its answer is due: so the
+/// burst takes one floor per attempt whatever a check costs (a slow legacy
+/// hash cannot show through a queue of checks), while other accounts are
+/// checked meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_for_one_account_takes_turns_each_held_to_the_floor() {
+    const BURST: u32 = 5;
+    let floor = Duration::from_millis(300);
+    let checks = SlowChecks::default();
+    let config = config_builder()
+        .login_max_failures_per_account(BURST)
+        .login_max_failures_per_address(0)
+        .login_failure_floor(floor)
+        .build()
+        .unwrap();
+    let router = auth_router(AuthState::new(
+        memory_security_with(config),
+        Arc::new(checks.clone()),
+    ));
+    let started = Instant::now();
+    let answers = concurrently(
+        &router,
+        (0..BURST)
+            .flat_map(|i| [form("ada", &format!("guess {i}")), form("grace", "guess")])
+            .collect(),
+    )
+    .await;
+    for (res, _) in &answers {
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    }
+    assert_eq!(
+        *checks.0.most_per_user.lock().unwrap(),
+        1,
+        "checks of one account ran at once"
+    );
+    assert!(
+        *checks.0.most_in_all.lock().unwrap() >= 2,
+        "the accounts waited for each other"
+    );
+    // Each turn lasts at least the floor (a sleep never ends early).
+    assert!(
+        started.elapsed() >= floor * BURST,
+        "the burst took {:?}, less than {BURST} floors",
+        started.elapsed()
+    );
+}

@@ -116,7 +116,7 @@ impl<A> FromRef<AuthState<A>> for Arc<A> {
 ///
 /// | route | what it does |
 /// |---|---|
-/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 401 `invalid_credentials` for every credentials failure, held until the [failure floor](crate::SecurityConfigBuilder::login_failure_floor) (see [`Security::delay_failed_login`]); 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
+/// | `POST /auth/login` | OAuth2 password form or JSON `{username, password}` -> token pair; 401 `invalid_credentials` for every credentials failure, held until the [failure floor](crate::SecurityConfigBuilder::login_failure_floor) (see [`Security::fail_login`]; the attempts of one account take turns); 429 with `Retry-After` when the account or the client address has used up its failed logins (see [`Security::begin_login`]) |
 /// | `POST /auth/refresh` | refresh token in the body (JSON or OAuth2 form) -> new token pair; the old refresh token is consumed (rotation with reuse detection, see [`Security::refresh_session`]) |
 /// | `POST /auth/logout` | ends the bearer token's whole login session; an expired or revoked token is fine (204) |
 ///
@@ -340,10 +340,10 @@ where
             throttle_key = attempt.account_key().map(|k| k.as_str()),
             "login refused: invalid credentials"
         );
-        attempt.failed();
-        // After the count is final (concurrent attempts see it at once),
-        // before the answer: every failure takes max(work, floor).
-        state.security.delay_failed_login(started).await;
+        // The count is final at once (concurrent attempts see it); the
+        // answer waits for the floor, counted from the account's turn, and
+        // the next attempt of the account starts its check only then.
+        state.security.fail_login(attempt).await;
         return Err(Error::InvalidCredentials.into());
     };
     let user_id = state.users.get_user_id(&user);

@@ -104,10 +104,12 @@ pub(crate) mod redis;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 mod timeout;
+mod turns;
 
 pub(crate) use inflight::InFlight;
 pub use memory::MemoryLoginThrottle;
 pub(crate) use timeout::TimeoutThrottle;
+pub(crate) use turns::{Turn, Turns};
 
 /// What a login throttle counts under: a hash of an account name or of a
 /// client address, never the name or the address itself.
@@ -278,6 +280,9 @@ pub struct LoginAttempt {
     /// Where the attempt is registered as in flight once admitted; told
     /// when it is dropped, after its verdict is in the counts.
     pub(crate) inflight: Option<Arc<InFlight>>,
+    /// The account's turn to have a password checked (see `turns`); a
+    /// failure keeps it until its answer is due.
+    pub(crate) turn: Option<Turn>,
 }
 
 impl Drop for LoginAttempt {
@@ -339,7 +344,10 @@ impl LoginAttempt {
     /// The credentials were wrong (or the user may not log in): the
     /// attempt stays counted. Logs, at `warn`, when this failure used up a
     /// limit (the next attempts are refused until the window ends), with
-    /// the hashed key only.
+    /// the hashed key only. This ends the account's turn at once; a login
+    /// handler answering a client reports failures with
+    /// [`Security::fail_login`](crate::Security::fail_login) instead, which
+    /// holds the answer to the failure floor and keeps the turn until then.
     pub fn failed(self) {
         self.count(LoginOutcome::BadCredentials);
         for (kind, slot) in [("account", &self.account), ("address", &self.address)] {
@@ -495,6 +503,7 @@ async fn try_begin(
         address: None,
         metrics: None,
         inflight: None,
+        turn: None,
     };
     if let Some(ip) = ip.filter(|_| limits.per_address > 0) {
         let key = ThrottleKey::address(ip);

@@ -16,6 +16,7 @@ use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
 use crate::throttle::{
     self, InFlight, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
+    Turns,
 };
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
@@ -63,6 +64,8 @@ struct Inner {
     throttle: Arc<dyn LoginThrottle>,
     /// The login attempts admitted by `throttle` here and not yet decided.
     inflight: Arc<InFlight>,
+    /// Each account's turn to have a password checked, here.
+    turns: Arc<Turns>,
     /// What this handle counts (nothing without the `metrics` feature).
     metrics: Recorder,
     /// Synced mode: the in-memory revocation view.
@@ -226,6 +229,7 @@ impl Security {
                 passwords,
                 throttle,
                 inflight: Arc::new(InFlight::default()),
+                turns: Arc::new(Turns::default()),
                 metrics,
                 view,
                 floor_warned_at: Arc::new(AtomicI64::new(0)),
@@ -265,6 +269,7 @@ impl Security {
                 passwords: self.inner.passwords.clone(),
                 throttle,
                 inflight: Arc::new(InFlight::default()),
+                turns: Arc::new(Turns::default()),
                 metrics: self.inner.metrics.clone(),
                 view: self.inner.view.clone(),
                 floor_warned_at: Arc::clone(&self.inner.floor_warned_at),
@@ -322,6 +327,18 @@ impl Security {
     /// never refused because of each other (the module docs of the
     /// throttle explain how, and for how long).
     ///
+    /// The attempts of one account take turns, in this process: an
+    /// admitted attempt returns once no other attempt of its account is
+    /// being checked here, and a failure reported with
+    /// [`fail_login`](Self::fail_login) keeps the turn until its answer is
+    /// due. So a burst of wrong passwords for one account is answered one
+    /// [floor](Self::delay_failed_login) apart, whatever the account's
+    /// stored hash costs, and the burst's timing tells a known account from
+    /// an unknown one no more than a single failure does. Finish an
+    /// attempt (report its verdict, or drop it) before beginning another
+    /// one for the same account in the same task, or that task waits for
+    /// itself.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
     /// use std::sync::Arc;
@@ -366,6 +383,13 @@ impl Security {
         match begun {
             Ok(mut attempt) => {
                 attempt.metrics = Some(metrics.clone());
+                // The account's key whether or not its limit is on: the
+                // turns hide the cost of a stored hash either way.
+                let key = attempt
+                    .account_key()
+                    .cloned()
+                    .unwrap_or_else(|| ThrottleKey::account(username));
+                attempt.turn = Some(self.inner.turns.take(key).await);
                 Ok(attempt)
             }
             Err(refused) => {
@@ -378,16 +402,57 @@ impl Security {
         }
     }
 
+    /// Reports a failed login ([`LoginAttempt::failed`]) and holds it until
+    /// its answer is due: the configured
+    /// [`login_failure_floor`](SecurityConfig::login_failure_floor) after
+    /// the attempt's turn began (see [`begin_login`](Self::begin_login)),
+    /// keeping the turn meanwhile, so that the next attempt of the account
+    /// starts its check only then. [`auth_router`](crate::auth_router)'s
+    /// login does this for every wrong password, unknown user and disabled
+    /// user; a login handler of your own calls it instead of
+    /// [`LoginAttempt::failed`] and
+    /// [`delay_failed_login`](Self::delay_failed_login), before answering.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> fastcore_security::Result<()> {
+    /// use std::{sync::Arc, time::Duration};
+    /// use fastcore_security::{MemoryTokenStore, Security, SecurityConfig};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .secret("an-example-secret-that-is-at-least-32-bytes")
+    ///     .login_failure_floor(Duration::from_millis(20))
+    ///     .build()?;
+    /// let security = Security::new(config, Arc::new(MemoryTokenStore::new()))?;
+    ///
+    /// let started = tokio::time::Instant::now();
+    /// let attempt = security.begin_login("ada", None).await?;
+    /// // ... the password was wrong:
+    /// security.fail_login(attempt).await;
+    /// assert!(started.elapsed() >= Duration::from_millis(20));
+    /// # Ok(()) }
+    /// ```
+    pub async fn fail_login(&self, mut attempt: LoginAttempt) {
+        let turn = attempt.turn.take();
+        // The count is final (and attempts waiting on it are told) before
+        // the wait; the turn is kept through it.
+        attempt.failed();
+        if let Some(turn) = turn {
+            self.delay_failed_login(turn.started()).await;
+        }
+    }
+
     /// Holds a failed login until `started` plus the configured
     /// [`login_failure_floor`](SecurityConfig::login_failure_floor), with
     /// an async sleep (no CPU), so that every failure takes the same
     /// time whatever its cause: an unknown user, a wrong password for an
     /// account with a slow legacy hash, a disabled user.
     /// [`auth_router`](crate::auth_router)'s login does this for every
-    /// `401 invalid_credentials`; a login handler of your own calls it
-    /// with the instant its request arrived, after
-    /// [`LoginAttempt::failed`], before answering. Never call it for a
-    /// successful login.
+    /// `401 invalid_credentials` that has no [`LoginAttempt`] (an empty
+    /// username, refused before the throttle); for one that has, use
+    /// [`fail_login`](Self::fail_login), which also keeps the account's
+    /// turn. A login handler of your own calls it with the instant its
+    /// request arrived, before answering. Never call it for a successful
+    /// login.
     ///
     /// When the failure's own work already took longer than the floor,
     /// returns at once and logs a warning (at most one every ten
@@ -406,9 +471,7 @@ impl Security {
     /// let security = Security::new(config, Arc::new(MemoryTokenStore::new()))?;
     ///
     /// let started = tokio::time::Instant::now();
-    /// let attempt = security.begin_login("ada", None).await?;
-    /// // ... the password was wrong:
-    /// attempt.failed();
+    /// // ... refused before any attempt was counted (an empty username):
     /// security.delay_failed_login(started).await;
     /// assert!(started.elapsed() >= Duration::from_millis(20));
     /// # Ok(()) }
