@@ -7,6 +7,25 @@
 //! in-process.
 #![deny(missing_docs)]
 
+/// `println!` for a command's results, but a standard output that cannot
+/// be written (closed by `| head -1`, a full disk) is an error for the
+/// command to return, where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` likewise (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        write!(stdout, $($arg)*).and_then(|()| stdout.flush())
+    }};
+}
+
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -2,7 +2,7 @@
 //! command, and turn any failure into one line on standard error and exit
 //! code 1 (no panic, no backtrace).
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use fastcore_security_server::cli::{Cli, ParseError};
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         // A bad environment variable is a configuration error: one line,
         // status 1, like the library's.
         Err(ParseError::Environment(message)) => {
-            eprintln!("error: {message}");
+            let _ = writeln!(std::io::stderr(), "error: {message}");
             return ExitCode::FAILURE;
         }
     };
@@ -57,8 +57,17 @@ fn init_logging(default_level: &str) {
     }
 }
 
-/// The error and its causes on one line (see [`error_line`]).
+/// The error and its causes on one line (see [`error_line`]). Never
+/// panics: a standard error that cannot be written only loses the line.
+/// Output closed by its reader (`| head -1`) is no news to anyone: exit
+/// status 1 without a line, as a tool killed by SIGPIPE says nothing.
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {}", error_line(err));
+    let broken_pipe = err
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+    if !broken_pipe {
+        let _ = writeln!(std::io::stderr(), "error: {}", error_line(err));
+    }
     ExitCode::FAILURE
 }

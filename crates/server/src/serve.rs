@@ -376,7 +376,7 @@ async fn ensure_demo_user(
 ) -> anyhow::Result<()> {
     if users.count().await? > 0 {
         tracing::info!("--demo: the database already has users; not creating the demo user");
-        print!("{}", existing_users_notice(database_url));
+        out!("{}", existing_users_notice(database_url))?;
         return Ok(());
     }
     let password: String = rand::rng()
@@ -386,7 +386,7 @@ async fn ensure_demo_user(
         .collect();
     let hash = hasher.hash(&password).await?;
     users.create(DEMO_USERNAME, &hash).await?;
-    print!("{}", demo_banner(&local_url(addr), &password));
+    out!("{}", demo_banner(&local_url(addr), &password))?;
     Ok(())
 }
 

@@ -702,6 +702,50 @@ fn errors_are_one_line_without_a_panic() {
     assert!(!out.stderr.contains("panicked"), "{out:?}");
 }
 
+/// Output closed by its reader (`fastcore-security ... | head -1`) ends the
+/// command with status 1, quietly; a closed standard error loses the error
+/// line but not the status. Neither panics (status 101), as `println!`
+/// and `eprintln!` would.
+#[test]
+fn a_closed_output_or_error_stream_is_status_1_not_a_panic() {
+    let temp = TempDb::new();
+    // Standard output a pipe nobody reads: the result line cannot be written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = binary(temp.dir.path());
+    command
+        .args(["migrate", "--database-url"])
+        .arg(temp.url())
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.is_empty(),
+        "a broken pipe is not worth a line: {stderr}"
+    );
+
+    // Standard error a pipe nobody reads, and a command that fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = binary(temp.dir.path());
+    command
+        .args([
+            "users",
+            "list",
+            "--database-url",
+            "sqlite:///nonexistent-dir/for/sure/x.db",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(writer);
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
 #[test]
 fn an_unopenable_database_names_the_file_and_the_likely_cause_once() {
     let temp = TempDb::new();

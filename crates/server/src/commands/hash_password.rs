@@ -14,6 +14,6 @@ pub async fn run(source: PasswordSource) -> anyhow::Result<()> {
     let hasher = PasswordHasher::new(PasswordPolicy::from_env()?)?;
     let password = tokio::task::spawn_blocking(move || read_password(source)).await??;
     let hash = hasher.hash(password.expose_secret()).await?;
-    println!("{hash}");
+    outln!("{hash}")?;
     Ok(())
 }

@@ -68,26 +68,26 @@ pub async fn generate(
     }
     save(path, &file)?;
 
-    println!(
+    outln!(
         "generated {alg:?} key {kid:?} in {} ({})",
         path.display(),
         status
-    );
+    )?;
     for old in &demoted {
-        println!("key {old:?} now only verifies; its tokens stay valid until they expire");
+        outln!("key {old:?} now only verifies; its tokens stay valid until they expire")?;
     }
     if verify_only {
-        println!(
+        outln!(
             "once every instance has the file, make it sign: fastcore-security keys activate --kid {kid}"
-        );
+        )?;
     }
     for old in &demoted {
-        println!(
+        outln!(
             "after the refresh token lifetime (JWT_REFRESH_TOKEN_EXPIRE_DAYS), retire it: \
              fastcore-security keys retire --kid {old}"
-        );
+        )?;
     }
-    println!("restart the server to use the new key file");
+    outln!("restart the server to use the new key file")?;
     Ok(())
 }
 
@@ -101,7 +101,7 @@ pub fn activate(path: &Path, kid: &str) -> anyhow::Result<()> {
         .ok_or_else(|| no_such_key(path, kid))?;
     match entry.status {
         KeyStatus::Active => {
-            println!("key {kid:?} is already the active key");
+            outln!("key {kid:?} is already the active key")?;
             return Ok(());
         }
         KeyStatus::Retired => anyhow::bail!(
@@ -125,11 +125,11 @@ pub fn activate(path: &Path, kid: &str) -> anyhow::Result<()> {
         }
     }
     save(path, &file)?;
-    println!("key {kid:?} is now the active key in {}", path.display());
+    outln!("key {kid:?} is now the active key in {}", path.display())?;
     for old in &demoted {
-        println!("key {old:?} now only verifies");
+        outln!("key {old:?} now only verifies")?;
     }
-    println!("restart the server to use the new key file");
+    outln!("restart the server to use the new key file")?;
     Ok(())
 }
 
@@ -147,16 +147,16 @@ pub fn retire(path: &Path, kid: &str) -> anyhow::Result<()> {
              another key first"
         ),
         KeyStatus::Retired => {
-            println!("key {kid:?} is already retired");
+            outln!("key {kid:?} is already retired")?;
             return Ok(());
         }
         KeyStatus::Verify => entry.status = KeyStatus::Retired,
     }
     save(path, &file)?;
-    println!(
+    outln!(
         "key {kid:?} is retired in {}: tokens it signed are refused once the server restarts",
         path.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -179,11 +179,11 @@ pub fn list(path: &Path, json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&keys)?);
+        outln!("{}", serde_json::to_string_pretty(&keys)?)?;
         return Ok(());
     }
     if file.keys.is_empty() {
-        println!("{} has no keys", path.display());
+        outln!("{} has no keys", path.display())?;
         return Ok(());
     }
     let width = file
@@ -193,19 +193,22 @@ pub fn list(path: &Path, json: bool) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0)
         .max(3);
-    println!(
+    outln!(
         "{:<width$}  {:<6}  {:<7}  {:<20}  KEY",
-        "KID", "ALG", "STATUS", "CREATED"
-    );
+        "KID",
+        "ALG",
+        "STATUS",
+        "CREATED"
+    )?;
     for key in &file.keys {
         let kind = key_kind(&key.material);
-        println!(
+        outln!(
             "{:<width$}  {:<6}  {:<7}  {:<20}  {kind}",
             key.kid,
             format!("{:?}", key.alg),
             key.status.as_str(),
             key.created_at.as_deref().unwrap_or("-"),
-        );
+        )?;
     }
     Ok(())
 }
@@ -401,7 +404,8 @@ fn warn_if_readable_by_others(path: &Path) {
         if let Ok(meta) = std::fs::metadata(path) {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "warning: {} holds private keys but has mode {mode:o}; run chmod 600 on it",
                     path.display()
                 );

@@ -10,11 +10,11 @@ use crate::database::{Backend, Database, OpenOptions};
 pub async fn run(database_url: &str, options: &OpenOptions) -> anyhow::Result<()> {
     let db = Database::open_with(database_url, options).await?;
     match db.backend() {
-        Backend::Redis => println!(
+        Backend::Redis => outln!(
             "database {} answers (Redis keeps no schema: nothing to migrate)",
             redact_url(database_url)
-        ),
-        _ => println!("database {} is up to date", redact_url(database_url)),
+        )?,
+        _ => outln!("database {} is up to date", redact_url(database_url))?,
     }
     Ok(())
 }

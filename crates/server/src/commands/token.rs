@@ -5,7 +5,7 @@
 //! need no signing secret, so the operator's shell does not have to hold
 //! `JWT_SECRET_KEY` to cut a session off.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::time::{Duration, Instant};
 
 use fastcore_security::{Error, InvalidTokenReason, SecurityConfig, TokenRecord, insecure};
@@ -43,7 +43,8 @@ pub fn decode_unverified(token: &str) -> anyhow::Result<Unverified> {
 fn token_from_argument(argument: &str) -> anyhow::Result<String> {
     let raw = if argument == "-" {
         if std::io::stdin().is_terminal() {
-            eprintln!("Paste the token and press Enter:");
+            // A prompt only: a closed standard error changes nothing.
+            let _ = writeln!(std::io::stderr(), "Paste the token and press Enter:");
         }
         read_line(std::io::stdin().lock())?
             .expose_secret()
@@ -92,57 +93,57 @@ pub async fn inspect(
     let now = clock::now();
     let verification = verify(database_url, options, &token, &decoded).await?;
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&inspection_json(&decoded, verification.as_ref(), now))?
-        );
+        )?;
         return Ok(());
     }
 
-    println!("UNVERIFIED: decoded without checking the signature or the expiry.");
-    println!("Anyone can write these values; do not trust them.");
-    println!();
-    println!(
+    outln!("UNVERIFIED: decoded without checking the signature or the expiry.")?;
+    outln!("Anyone can write these values; do not trust them.")?;
+    outln!()?;
+    outln!(
         "header:\n{}",
         serde_json::to_string_pretty(&decoded.header)?
-    );
-    println!(
+    )?;
+    outln!(
         "claims:\n{}",
         serde_json::to_string_pretty(&decoded.claims)?
-    );
+    )?;
     for name in ["iat", "nbf", "exp"] {
         if let Some(t) = decoded.claims.get(name).and_then(Value::as_i64) {
-            println!(
+            outln!(
                 "{name}: {} ({})",
                 clock::format_utc(t),
                 clock::relative(t, now)
-            );
+            )?;
         }
     }
-    println!();
+    outln!()?;
 
     let Some(verification) = verification else {
-        println!(
+        outln!(
             "Set JWT_SECRET_KEY (or JWT_KEYS_FILE) to check the signature and the token's \
              record in the store."
-        );
+        )?;
         return Ok(());
     };
-    println!("{}", verification.keys);
+    outln!("{}", verification.keys)?;
     match &verification.signature_error {
-        None => println!("  signature and claims: valid (expiry not checked here)"),
-        Some(err) => println!("  signature and claims: NOT valid: {err}"),
+        None => outln!("  signature and claims: valid (expiry not checked here)")?,
+        Some(err) => outln!("  signature and claims: NOT valid: {err}")?,
     }
     match (&verification.record, verification.has_jti) {
-        (Some(record), _) => println!("  store record: {}", describe(record, now)),
+        (Some(record), _) => outln!("  store record: {}", describe(record, now))?,
         (None, true) => {
-            println!("  store record: none (this service never issued it, or it was purged)")
+            outln!("  store record: none (this service never issued it, or it was purged)")?
         }
-        (None, false) => println!("  store record: the token has no jti claim"),
+        (None, false) => outln!("  store record: the token has no jti claim")?,
     }
     match &verification.refusal {
-        None => println!("  accepted now: yes"),
-        Some(err) => println!("  accepted now: no ({err})"),
+        None => outln!("  accepted now: yes")?,
+        Some(err) => outln!("  accepted now: no ({err})")?,
     }
     Ok(())
 }
@@ -286,13 +287,14 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
             anyhow::bail!("no token with id {jti:?} in the store");
         };
         if record.revoked_at.is_some() {
-            println!("token {jti} was already revoked");
+            outln!("token {jti} was already revoked")?;
         } else {
             store.revoke(jti, clock::now()).await?;
-            println!(
+            outln!(
                 "revoked token {jti} ({} token of user {})",
-                record.token_type, record.user_id
-            );
+                record.token_type,
+                record.user_id
+            )?;
         }
     }
     if let Some(user) = user {
@@ -307,10 +309,11 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
                 // The count is for the operator; the cut-off also catches a
                 // refresh that was rotating one of those tokens right now.
                 store.cut_off_user(&found.id, clock::now()).await?;
-                println!(
+                outln!(
                     "revoked {revoked} token(s) of user {} ({:?})",
-                    found.id, found.username
-                );
+                    found.id,
+                    found.username
+                )?;
             }
             None => {
                 // Tokens may outlive their user, or belong to users this table
@@ -323,7 +326,7 @@ pub async fn revoke(db: &Database, jti: Option<&str>, user: Option<&str>) -> any
                     );
                 }
                 store.cut_off_user(user, clock::now()).await?;
-                println!("revoked {revoked} token(s) of user {user} (not in the users table)");
+                outln!("revoked {revoked} token(s) of user {user} (not in the users table)")?;
             }
         }
     }
@@ -343,28 +346,28 @@ pub async fn purge(db: &Database, batch: u32) -> anyhow::Result<()> {
     let cutoff = clock::now();
     let mut progress = PurgeProgress::new(std::io::stdout().is_terminal());
     if !progress.on_terminal() {
-        println!(
+        outln!(
             "purging the records of tokens that expired before {} ({batch} per batch)",
             clock::format_utc(cutoff)
-        );
+        )?;
     }
     let purged = purge_expired(&*store, cutoff, batch, |total| progress.update(total)).await;
     progress.finish();
     match purged {
         Ok(total) => {
-            println!("purged {total} expired token record(s)");
+            outln!("purged {total} expired token record(s)")?;
             if let Some(throttle) = store.login_throttle() {
                 let windows = purge_login_throttle(&*throttle, cutoff, batch).await?;
-                println!("purged {windows} ended login throttle window(s)");
+                outln!("purged {windows} ended login throttle window(s)")?;
             }
             Ok(())
         }
         Err(err) => {
             if err.purged > 0 {
-                println!(
+                outln!(
                     "purged {} expired token record(s) before an error",
                     err.purged
-                );
+                )?;
             }
             Err(err.into())
         }
@@ -410,7 +413,8 @@ impl PurgeProgress {
             Self::Lines { last } => {
                 let due = last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
                 if due {
-                    println!("deleted {total} record(s) so far");
+                    // Progress only: a closed output shows in the result line.
+                    let _ = outln!("deleted {total} record(s) so far");
                     *last = Some(Instant::now());
                 }
             }

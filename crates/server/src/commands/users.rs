@@ -24,7 +24,7 @@ pub async fn add(db: &Database, username: &str, source: PasswordSource) -> anyho
     let password = tokio::task::spawn_blocking(move || read_password(source)).await??;
     let hash = hasher.hash(password.expose_secret()).await?;
     let user = users.create(username, &hash).await?;
-    println!("created user {:?} with id {}", user.username, user.id);
+    outln!("created user {:?} with id {}", user.username, user.id)?;
     Ok(())
 }
 
@@ -35,14 +35,14 @@ pub async fn list(db: &Database, json: bool) -> anyhow::Result<()> {
     let users = db.users().list().await?;
     if json {
         // `User` serializes without its password hash.
-        println!("{}", serde_json::to_string_pretty(&users)?);
+        outln!("{}", serde_json::to_string_pretty(&users)?)?;
         return Ok(());
     }
     if users.is_empty() {
-        println!("no users yet; add one with `fastcore-security users add <USERNAME>`");
+        outln!("no users yet; add one with `fastcore-security users add <USERNAME>`")?;
         return Ok(());
     }
-    print!("{}", format_table(&users));
+    out!("{}", format_table(&users))?;
     Ok(())
 }
 
@@ -95,10 +95,10 @@ pub async fn disable(db: &Database, username: &str) -> anyhow::Result<()> {
     // The count above is for the operator; the cut-off also catches a
     // refresh that was rotating one of those tokens at this moment.
     store.cut_off_user(&user.id, clock::now()).await?;
-    println!(
+    outln!(
         "disabled user {:?}; revoked {revoked} token(s)",
         user.username
-    );
+    )?;
     Ok(())
 }
 
@@ -109,7 +109,7 @@ pub async fn enable(db: &Database, username: &str) -> anyhow::Result<()> {
         .set_active(username, true)
         .await?
         .ok_or_else(|| no_such_user(username))?;
-    println!("enabled user {:?}", user.username);
+    outln!("enabled user {:?}", user.username)?;
     Ok(())
 }
 
