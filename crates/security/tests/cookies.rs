@@ -17,22 +17,8 @@ use common::*;
 use fastcore_security::{CookieConfig, CookieSameSite, Security, auth_router};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
 const COOKIE: &str = "__Secure-fastcore_refresh";
 const SITE: &str = "https://app.example.com";
-
-/// The argon2id hash of [`PASSWORD`] from the argon2-cffi fixture.
-fn password_hash() -> String {
-    let v = python_vectors();
-    let vector = v["passlib_argon2"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["password"] == PASSWORD)
-        .unwrap()
-        .clone();
-    str_of(&vector, "hash").to_owned()
-}
 
 struct App {
     router: Router,

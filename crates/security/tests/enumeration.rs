@@ -28,7 +28,6 @@ use axum::http::{HeaderMap, StatusCode};
 use common::*;
 use fastcore_security::auth_router;
 
-const PASSWORD: &str = "correct horse battery staple";
 /// Pairs measured per kind of wrong password.
 const PAIRS: usize = 60;
 /// Logins of each kind before measuring (the dummy hash, caches, threads).

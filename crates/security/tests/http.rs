@@ -24,21 +24,6 @@ use fastcore_security::{
 };
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The argon2id hash of [`PASSWORD`] from the argon2-cffi fixture.
-fn password_hash() -> String {
-    let v = python_vectors();
-    let vector = v["passlib_argon2"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["password"] == PASSWORD)
-        .unwrap()
-        .clone();
-    str_of(&vector, "hash").to_owned()
-}
-
 struct App {
     router: Router,
     security: Security,
@@ -86,6 +71,22 @@ fn app_with(security: Security) -> App {
 
 fn app() -> App {
     app_with(memory_security())
+}
+
+impl App {
+    /// `GET /auth/me` with `access` as the bearer token.
+    async fn me(&self, access: &str) -> TestResponse {
+        send(&self.router, get("/auth/me", Some(access))).await
+    }
+
+    /// `POST /auth/refresh` with `refresh` in a JSON body.
+    async fn refresh(&self, refresh: &str) -> TestResponse {
+        send(
+            &self.router,
+            post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
+        )
+        .await
+    }
 }
 
 fn login_form(username: &str, password: &str) -> Request<Body> {
@@ -153,11 +154,7 @@ async fn login_with_the_oauth2_form_and_with_json() {
         assert_eq!(body["expires_in"], 1800);
         assert_eq!(body["refresh_expires_in"], 7 * 86_400);
 
-        let me = send(
-            &app.router,
-            get("/auth/me", Some(&token(&body, "access_token"))),
-        )
-        .await;
+        let me = app.me(&token(&body, "access_token")).await;
         assert_eq!(me.status, StatusCode::OK, "{}", me.text());
         assert_eq!(
             me.json(),
@@ -410,18 +407,7 @@ async fn refresh_via_json_form_and_bearer_header() {
         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
         assert_eq!(res.header(header::CACHE_CONTROL), Some("no-store"));
         let body = res.json();
-        let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        assert_eq!(
-            keys,
-            [
-                "access_token",
-                "expires_in",
-                "refresh_expires_in",
-                "refresh_token",
-                "token_type"
-            ]
-        );
+        assert_token_response_fields(&body);
         let next = token(&body, "refresh_token");
         assert_ne!(next, refresh);
         assert_eq!(app.security.decode_token(&next).unwrap().sid.unwrap(), sid);
@@ -485,32 +471,16 @@ async fn refresh_refusals() {
     }
 
     // An access token is not a refresh token.
-    let res = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": access}), None),
-    )
-    .await;
+    let res = app.refresh(&access).await;
     assert_token_refusal(&res, "invalid_token", "the token is of the wrong type");
     let res = send(&app.router, post_bearer("/auth/refresh", &access)).await;
     assert_token_refusal(&res, "invalid_token", "the token is of the wrong type");
 
     // Expired and tampered refresh tokens.
     let expired = expired_token(&app.security, "1", TokenType::Refresh, Some("s")).await;
-    let res = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": expired}), None),
-    )
-    .await;
+    let res = app.refresh(&expired).await;
     assert_token_refusal(&res, "token_expired", "token has expired");
-    let res = send(
-        &app.router,
-        post_json(
-            "/auth/refresh",
-            &json!({"refresh_token": tamper_signature(&refresh)}),
-            None,
-        ),
-    )
-    .await;
+    let res = app.refresh(&tamper_signature(&refresh)).await;
     assert_token_refusal(&res, "invalid_token", "the token signature is invalid");
 
     assert_eq!(
@@ -568,11 +538,7 @@ async fn logout_ends_the_whole_login() {
     let tokens = login(&app, "ada").await;
     let access = token(&tokens, "access_token");
     let refresh = token(&tokens, "refresh_token");
-    let minted = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-    )
-    .await;
+    let minted = app.refresh(&refresh).await;
     let minted = token(&minted.json(), "access_token");
     let other_login = login(&app, "ada").await;
 
@@ -581,22 +547,14 @@ async fn logout_ends_the_whole_login() {
     assert!(res.body.is_empty());
 
     for dead in [&access, &minted] {
-        let res = send(&app.router, get("/auth/me", Some(dead))).await;
+        let res = app.me(dead).await;
         assert_token_refusal(&res, "token_revoked", "token has been revoked");
     }
-    let res = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-    )
-    .await;
+    let res = app.refresh(&refresh).await;
     assert_token_refusal(&res, "token_revoked", "token has been revoked");
 
     // The other login is untouched, and logging out twice is fine.
-    let res = send(
-        &app.router,
-        get("/auth/me", Some(&token(&other_login, "access_token"))),
-    )
-    .await;
+    let res = app.me(&token(&other_login, "access_token")).await;
     assert_eq!(res.status, StatusCode::OK);
     let res = send(&app.router, post_bearer("/auth/logout", &access)).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
@@ -623,11 +581,7 @@ async fn logout_with_an_expired_access_token_still_ends_its_session() {
 
     let res = send(&app.router, post_bearer("/auth/logout", &expired)).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
-    let res = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-    )
-    .await;
+    let res = app.refresh(&refresh).await;
     assert_token_refusal(&res, "token_revoked", "token has been revoked");
     assert!(app.security.list_user_tokens("1").await.unwrap().is_empty());
 }
@@ -646,28 +600,12 @@ async fn logout_all_ends_every_login_of_the_user_only() {
     .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
     for dead in [&first, &second] {
-        let res = send(
-            &app.router,
-            get("/auth/me", Some(&token(dead, "access_token"))),
-        )
-        .await;
+        let res = app.me(&token(dead, "access_token")).await;
         assert_token_refusal(&res, "token_revoked", "token has been revoked");
-        let res = send(
-            &app.router,
-            post_json(
-                "/auth/refresh",
-                &json!({"refresh_token": token(dead, "refresh_token")}),
-                None,
-            ),
-        )
-        .await;
+        let res = app.refresh(&token(dead, "refresh_token")).await;
         assert_token_refusal(&res, "token_revoked", "token has been revoked");
     }
-    let res = send(
-        &app.router,
-        get("/auth/me", Some(&token(&bob, "access_token"))),
-    )
-    .await;
+    let res = app.me(&token(&bob, "access_token")).await;
     assert_eq!(res.status, StatusCode::OK);
 
     // A refresh token cannot be used for it.
@@ -716,11 +654,7 @@ async fn a_disabled_or_deleted_user_cannot_refresh() {
     app.directory.set_active("ada", false);
     app.directory.remove("bob");
     for refresh in [&ada, &bob] {
-        let res = send(
-            &app.router,
-            post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-        )
-        .await;
+        let res = app.refresh(refresh).await;
         assert_token_refusal(
             &res,
             "authentication_failed",
@@ -729,11 +663,7 @@ async fn a_disabled_or_deleted_user_cannot_refresh() {
     }
     // Re-enabled, the same refresh token works again: nothing was revoked.
     app.directory.set_active("ada", true);
-    let res = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": ada}), None),
-    )
-    .await;
+    let res = app.refresh(&ada).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
 }
 
@@ -851,11 +781,7 @@ async fn outage_requests(app: &App, access: &str, refresh: &str) {
         let res = send(&app.router, get(uri, Some(access))).await;
         assert_unavailable(&res, &[access]);
     }
-    let res = send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-    )
-    .await;
+    let res = app.refresh(refresh).await;
     assert_unavailable(&res, &[refresh]);
     let res = send(&app.router, post_bearer("/auth/logout", access)).await;
     assert_unavailable(&res, &[access]);
@@ -992,11 +918,7 @@ fn delete(uri: &str, bearer: &str) -> Request<Body> {
 }
 
 async fn refresh_over_http(app: &App, refresh: &str) -> TestResponse {
-    send(
-        &app.router,
-        post_json("/auth/refresh", &json!({"refresh_token": refresh}), None),
-    )
-    .await
+    app.refresh(refresh).await
 }
 
 #[tokio::test]
@@ -1024,7 +946,7 @@ async fn a_replayed_refresh_token_ends_the_session_with_refresh_token_reused() {
         token(&tokens, "access_token"),
         token(&rotated, "access_token"),
     ] {
-        let res = send(&app.router, get("/auth/me", Some(&dead))).await;
+        let res = app.me(&dead).await;
         assert_token_refusal(&res, "token_revoked", "token has been revoked");
     }
     let res = refresh_over_http(&app, &token(&rotated, "refresh_token")).await;
@@ -1106,11 +1028,7 @@ async fn sessions_can_be_listed_and_ended_over_http() {
     )
     .await;
     assert_problem(&res, StatusCode::NOT_FOUND, "not_found");
-    let res = send(
-        &app.router,
-        get("/auth/me", Some(&token(&bob, "access_token"))),
-    )
-    .await;
+    let res = app.me(&token(&bob, "access_token")).await;
     assert_eq!(res.status, StatusCode::OK);
 
     // Ada ends her laptop session from her phone.
@@ -1120,15 +1038,11 @@ async fn sessions_can_be_listed_and_ended_over_http() {
     )
     .await;
     assert_eq!(res.status, StatusCode::NO_CONTENT, "{}", res.text());
-    let res = send(
-        &app.router,
-        get("/auth/me", Some(&token(&laptop, "access_token"))),
-    )
-    .await;
+    let res = app.me(&token(&laptop, "access_token")).await;
     assert_token_refusal(&res, "token_revoked", "token has been revoked");
     let res = refresh_over_http(&app, &token(&laptop, "refresh_token")).await;
     assert_token_refusal(&res, "token_revoked", "token has been revoked");
-    let res = send(&app.router, get("/auth/me", Some(&phone_access))).await;
+    let res = app.me(&phone_access).await;
     assert_eq!(res.status, StatusCode::OK);
 
     // Without a token: 401; with a refresh token: refused as the wrong type.
@@ -1166,17 +1080,9 @@ async fn logout_others_keeps_only_the_current_session() {
     )
     .await;
     assert_eq!(res.json(), json!({"revoked": 0}));
-    let res = send(
-        &app.router,
-        get("/auth/me", Some(&token(&here, "access_token"))),
-    )
-    .await;
+    let res = app.me(&token(&here, "access_token")).await;
     assert_eq!(res.status, StatusCode::OK);
-    let res = send(
-        &app.router,
-        get("/auth/me", Some(&token(&there, "access_token"))),
-    )
-    .await;
+    let res = app.me(&token(&there, "access_token")).await;
     assert_token_refusal(&res, "token_revoked", "token has been revoked");
     let res = refresh_over_http(&app, &token(&here, "refresh_token")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());

@@ -26,21 +26,6 @@ use fastcore_security::{
 };
 use serde_json::json;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The argon2id hash of [`PASSWORD`] from the argon2-cffi fixture.
-fn password_hash() -> String {
-    let v = python_vectors();
-    let vector = v["passlib_argon2"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["password"] == PASSWORD)
-        .unwrap()
-        .clone();
-    str_of(&vector, "hash").to_owned()
-}
-
 /// Users `ada` (active) and `off` (disabled), both with [`PASSWORD`]; the
 /// throttle's limits off (this is about time, not counts).
 fn router(floor: Duration) -> Router {

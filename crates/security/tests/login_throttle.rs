@@ -33,21 +33,6 @@ use fastcore_security::{
 };
 use serde_json::Value;
 
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The argon2id hash of [`PASSWORD`] from the argon2-cffi fixture.
-fn password_hash() -> String {
-    let v = python_vectors();
-    let vector = v["passlib_argon2"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["password"] == PASSWORD)
-        .unwrap()
-        .clone();
-    str_of(&vector, "hash").to_owned()
-}
-
 /// The test users, counting how often a password is checked: a throttled
 /// login must not get that far.
 struct CountingAuth {

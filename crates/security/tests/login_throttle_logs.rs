@@ -33,8 +33,16 @@ impl std::io::Write for Buffer {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn failed_logins_log_a_hash_never_the_username() {
+impl Buffer {
+    /// Everything logged so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+/// Every event of this thread, at every level and without colours, goes to
+/// the returned buffer while the guard lives.
+fn capture_logs() -> (Buffer, tracing::subscriber::DefaultGuard) {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -42,7 +50,12 @@ async fn failed_logins_log_a_hash_never_the_username() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (buffer, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn failed_logins_log_a_hash_never_the_username() {
+    let (buffer, _guard) = capture_logs();
 
     let config = config_builder()
         .login_max_failures_per_account(2)
@@ -77,7 +90,7 @@ async fn failed_logins_log_a_hash_never_the_username() {
     let res = send(&router, login("third-name-zkrw")).await;
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
 
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let log = buffer.text();
     let key = ThrottleKey::account(name);
     assert!(log.contains(key.as_str()), "{log}");
     assert!(log.contains("login throttle engaged"), "{log}");
@@ -94,14 +107,7 @@ async fn failed_logins_log_a_hash_never_the_username() {
 /// password or the hash.
 #[tokio::test(flavor = "current_thread")]
 async fn a_floor_shorter_than_the_work_is_reported_once() {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (buffer, _guard) = capture_logs();
 
     // A bcrypt hash of cost 8 takes milliseconds; the floor is 1 ms.
     let hash = bcrypt::hash("right password", 8).unwrap();
@@ -128,7 +134,7 @@ async fn a_floor_shorter_than_the_work_is_reported_once() {
         );
     }
 
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let log = buffer.text();
     let warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("longer than the login failure floor"))

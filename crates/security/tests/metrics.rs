@@ -18,22 +18,9 @@ use fastcore_security::http::{METRICS_PATH, metrics_router};
 use fastcore_security::{Security, SecurityMetrics, auth_router};
 use serde_json::json;
 
-const PASSWORD: &str = "correct horse battery staple";
 /// Distinctive, so a leak into the metrics text cannot hide.
 const USER_ID: &str = "user-id-7f3a9c51";
 const USERNAME: &str = "grace-hopper-4242";
-
-fn password_hash() -> String {
-    let v = python_vectors();
-    let vector = v["passlib_argon2"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["password"] == PASSWORD)
-        .unwrap()
-        .clone();
-    str_of(&vector, "hash").to_owned()
-}
 
 fn app(security: &Security) -> Router {
     let directory = TestDirectory::default();

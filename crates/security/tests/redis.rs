@@ -83,14 +83,7 @@ async fn connect_store_gives_a_redis_store_that_security_uses_end_to_end() {
     let user = format!("e2e-{}", uuid::Uuid::new_v4());
 
     let pair = security.create_token_pair(&user, None).await.unwrap();
-    let access = security
-        .validate_token(&pair.access_token, Some(TokenType::Access))
-        .await
-        .unwrap();
-    let refresh = security
-        .validate_token(&pair.refresh_token, Some(TokenType::Refresh))
-        .await
-        .unwrap();
+    let (access, refresh) = common::validate_pair(&security, &pair).await;
     let sid = access.sid.clone().unwrap();
     let _cleanup = DefaultPrefixKeys(vec![
         format!("fastcore:tok:{}", access.jti),
@@ -179,13 +172,7 @@ async fn keys_expire_with_their_tokens_and_expired_records_are_not_kept() {
     recent.expires_at = now - 10;
     store.insert(&recent).await.unwrap();
     assert_eq!(store.get("recent").await.unwrap(), Some(recent));
-    let live_now: Vec<_> = store
-        .list_live("u", now)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.jti)
-        .collect();
+    let live_now = common::live_jtis(&store, "u", now).await;
     assert_eq!(live_now, ["long", "short"]);
 
     // Past the grace period nothing is written at all, not even an index.
@@ -457,13 +444,7 @@ async fn walks_drop_revoked_and_stale_members_left_in_an_index() {
             .query(&mut con)
             .unwrap();
     }
-    let jtis: Vec<_> = store
-        .list_live("u", now)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.jti)
-        .collect();
+    let jtis = common::live_jtis(&store, "u", now).await;
     assert_eq!(jtis, ["y"]);
     assert_eq!(members(&mut con, &user), ["y"]);
     assert_eq!(sorted(members(&mut con, &fam)), ["gone", "y"]);
@@ -818,13 +799,7 @@ async fn rotation_writes_the_child_like_an_insert_and_keeps_the_spent_parent_ind
     assert_eq!(spent.consumed_at, Some(now));
     assert_eq!(spent.replaced_by.as_deref(), Some("c:1"));
     assert_eq!(spent.session, parent.session);
-    let live: Vec<_> = store
-        .list_live("u:%", now)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.jti)
-        .collect();
+    let live = common::live_jtis(&store, "u:%", now).await;
     assert_eq!(live, ["c:1"]);
 
     // Revoking the user reaches the spent parent too.
@@ -1027,13 +1002,7 @@ async fn tokens_a_cut_off_revoked_keep_its_time_and_leave_the_indexes() {
         .unwrap();
 
     // A walk drops them from the user's and their sessions' indexes.
-    let live: Vec<_> = store
-        .list_live("u", now)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.jti)
-        .collect();
+    let live = common::live_jtis(&store, "u", now).await;
     assert_eq!(live, ["after"]);
     assert_eq!(members(&mut con, &user), ["after"]);
     assert_eq!(members(&mut con, &format!("{p}fam:A")), ["after"]);

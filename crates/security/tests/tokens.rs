@@ -20,16 +20,6 @@ use fastcore_security::{
 };
 use serde_json::json;
 
-fn assert_invalid(
-    result: fastcore_security::Result<impl std::fmt::Debug>,
-    reason: InvalidTokenReason,
-) {
-    match result {
-        Err(Error::InvalidToken(r)) => assert_eq!(r, reason),
-        other => panic!("expected InvalidToken({reason:?}), got {other:?}"),
-    }
-}
-
 // ------------------------------------------------------------------ creation
 
 #[tokio::test]
@@ -105,32 +95,14 @@ async fn create_token_pair_is_an_oauth2_token_response_of_one_session() {
     assert_eq!(pair.expires_in, 15 * 60);
     assert_eq!(pair.refresh_expires_in, 2 * 86_400);
 
-    let access = security
-        .validate_token(&pair.access_token, Some(TokenType::Access))
-        .await
-        .unwrap();
-    let refresh = security
-        .validate_token(&pair.refresh_token, Some(TokenType::Refresh))
-        .await
-        .unwrap();
+    let (access, refresh) = validate_pair(&security, &pair).await;
     assert!(access.sid.is_some());
     assert_eq!(access.sid, refresh.sid, "both tokens belong to one session");
     assert_ne!(access.jti, refresh.jti);
     assert_eq!(refresh.exp - refresh.iat, 2 * 86_400);
 
     let json = serde_json::to_value(&pair).unwrap();
-    let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-    keys.sort();
-    assert_eq!(
-        keys,
-        [
-            "access_token",
-            "expires_in",
-            "refresh_expires_in",
-            "refresh_token",
-            "token_type"
-        ]
-    );
+    assert_token_response_fields(&json);
 }
 
 #[tokio::test]
@@ -298,10 +270,7 @@ async fn tampered_tokens_are_refused() {
     let issued = security.create_access_token("42", None).await.unwrap();
 
     let bad_sig = tamper_signature(&issued.token);
-    assert_invalid(
-        security.validate_token(&bad_sig, None).await,
-        InvalidTokenReason::BadSignature,
-    );
+    assert_refused(&security, &bad_sig, InvalidTokenReason::BadSignature).await;
 
     // A payload claiming another user, with the original signature.
     let mut payload = payload_json(&issued.token);
@@ -313,10 +282,7 @@ async fn tampered_tokens_are_refused() {
         b64url(&serde_json::to_vec(&payload).unwrap()),
         parts[2]
     );
-    assert_invalid(
-        security.validate_token(&forged, None).await,
-        InvalidTokenReason::BadSignature,
-    );
+    assert_refused(&security, &forged, InvalidTokenReason::BadSignature).await;
 
     // Signed by another secret.
     let other = memory_security_with(
@@ -344,10 +310,7 @@ async fn unknown_jti_with_a_valid_signature_is_refused() {
     let security = memory_security();
     let claims = claims_for(&security, "42", TokenType::Access, 600);
     let token = security.encode_jwt(&claims).unwrap();
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::UnknownToken,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::UnknownToken).await;
     // ...though its signature and claims are fine.
     assert_eq!(
         security.validate_jwt_stateless(&token, None).unwrap(),
@@ -363,20 +326,14 @@ async fn a_record_of_another_user_or_type_is_a_mismatch() {
     let mut record = record_of(&claims);
     record.user_id = "43".into();
     security.store().insert(&record).await.unwrap();
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::RecordMismatch,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::RecordMismatch).await;
 
     let claims = claims_for(&security, "42", TokenType::Access, 600);
     let token = security.encode_jwt(&claims).unwrap();
     let mut record = record_of(&claims);
     record.token_type = TokenType::Refresh;
     security.store().insert(&record).await.unwrap();
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::RecordMismatch,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::RecordMismatch).await;
 }
 
 #[tokio::test]
@@ -455,10 +412,7 @@ async fn allowed_audiences_accept_any_listed_audience_and_arrays() {
     let mut claims = claims_for(&security, "42", TokenType::Access, 600);
     claims.aud = Some(Audience::Many(vec!["x".into(), "y".into()]));
     let token = encode_and_record(&security, &claims).await;
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::Audience,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::Audience).await;
 }
 
 #[tokio::test]
@@ -472,10 +426,7 @@ async fn missing_claims_are_named_as_missing() {
         });
         claims.as_object_mut().unwrap().remove(drop);
         let token = security.encode_jwt(&claims).unwrap();
-        assert_invalid(
-            security.validate_token(&token, None).await,
-            InvalidTokenReason::MissingClaim,
-        );
+        assert_refused(&security, &token, InvalidTokenReason::MissingClaim).await;
     }
     // Empty strings count as missing.
     let token = security
@@ -484,10 +435,7 @@ async fn missing_claims_are_named_as_missing() {
             "aud": AUDIENCE, "iss": ISSUER,
         }))
         .unwrap();
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::MissingClaim,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::MissingClaim).await;
     // An unknown token type is the wrong type.
     let token = security
         .encode_jwt(&json!({
@@ -495,10 +443,7 @@ async fn missing_claims_are_named_as_missing() {
             "aud": AUDIENCE, "iss": ISSUER,
         }))
         .unwrap();
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::WrongType,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::WrongType).await;
 }
 
 #[tokio::test]
@@ -534,10 +479,7 @@ async fn not_before_in_the_future_is_not_yet_valid() {
     let mut claims = claims_for(&security, "42", TokenType::Access, 7200);
     claims.nbf = Some(now() + 3600);
     let token = encode_and_record(&security, &claims).await;
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::NotYetValid,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::NotYetValid).await;
 }
 
 #[tokio::test]
@@ -546,10 +488,7 @@ async fn issued_in_the_future_is_not_yet_valid() {
     let mut claims = claims_for(&security, "42", TokenType::Access, 7200);
     claims.iat = now() + 3600;
     let token = encode_and_record(&security, &claims).await;
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::NotYetValid,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::NotYetValid).await;
     // Within the leeway (5 s by default) a skewed clock is tolerated.
     let mut claims = claims_for(&security, "42", TokenType::Access, 7200);
     claims.iat = now() + 2;
@@ -573,10 +512,7 @@ async fn alg_none_and_algorithm_switches_are_refused() {
     ] {
         let h = b64url(&serde_json::to_vec(&header).unwrap());
         for token in [format!("{h}.{payload}."), format!("{h}.{payload}.c2ln")] {
-            assert_invalid(
-                security.validate_token(&token, None).await,
-                InvalidTokenReason::Malformed,
-            );
+            assert_refused(&security, &token, InvalidTokenReason::Malformed).await;
             assert_invalid(security.decode_token(&token), InvalidTokenReason::Malformed);
         }
     }
@@ -600,18 +536,12 @@ async fn alg_none_and_algorithm_switches_are_refused() {
     )
     .unwrap();
     assert_eq!(header_json(&token)["alg"], "HS512");
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::DisallowedAlgorithm,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::DisallowedAlgorithm).await;
 
     // A `kid` no key has.
     let h = b64url(br#"{"alg":"HS256","typ":"JWT","kid":"rotated-away"}"#);
     let token = format!("{h}.{payload}.c2ln");
-    assert_invalid(
-        security.validate_token(&token, None).await,
-        InvalidTokenReason::UnknownKey,
-    );
+    assert_refused(&security, &token, InvalidTokenReason::UnknownKey).await;
 }
 
 #[tokio::test]
@@ -620,10 +550,7 @@ async fn oversized_tokens_are_refused_before_parsing() {
     let max = security.config().max_token_bytes();
     assert_eq!(max, 8 * 1024);
     let big = format!("{}.{}.{}", "a".repeat(max), "b", "c");
-    assert_invalid(
-        security.validate_token(&big, None).await,
-        InvalidTokenReason::TooLarge,
-    );
+    assert_refused(&security, &big, InvalidTokenReason::TooLarge).await;
     assert_invalid(security.decode_token(&big), InvalidTokenReason::TooLarge);
 
     // A genuine token with a huge extra claim, from a service with a larger

@@ -14,16 +14,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
-use common::backends::{Kind, Proxy, TestStore, postgres_server};
-use fastcore_security::{Credentials, TokenRecord, TokenType, UserAuthentication as _};
+use common::backends::{Proxy, TestStore, on_each_backend, postgres_server, record};
+use common::{PASSWORD, TestServer};
+use fastcore_security::{Credentials, UserAuthentication as _};
 use fastcore_security_server::clock;
 use fastcore_security_server::purge::spawn_background_purge;
 use fastcore_security_server::users::Authenticator;
 use reqwest::StatusCode;
 use serde_json::Value;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// A passlib bcrypt hash of [`PASSWORD`] (crates/security/tests/fixtures).
 const BCRYPT: &str = "$2b$04$fastcoreFixtureSalt01e24QEn.e6IFELT0Qfmhizr253tsRxGA.";
@@ -34,47 +32,6 @@ const BCRYPT: &str = "$2b$04$fastcoreFixtureSalt01e24QEn.e6IFELT0Qfmhizr253tsRxG
 const POLL_TRIES: u32 = 100;
 const POLL_PAUSE: Duration = Duration::from_millis(200);
 
-/// Runs `scenario` on a fresh store of `kind`, unless its server is away
-/// (and `CI` is not set).
-async fn on<F, Fut>(kind: Kind, scenario: F)
-where
-    F: FnOnce(TestStore) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    if let Some(store) = TestStore::of(kind).await {
-        scenario(store).await;
-    }
-}
-
-/// One test per backend for each scenario.
-macro_rules! on_each_backend {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                on(Kind::Sqlite, scenario::$scenario).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                on(Kind::Postgres, scenario::$scenario).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn mysql() {
-                on(Kind::MySql, scenario::$scenario).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn redis() {
-                on(Kind::Redis, scenario::$scenario).await;
-            }
-        }
-    )*};
-}
-
 on_each_backend!(
     users_are_unique_by_their_key,
     users_can_be_disabled_enabled_and_listed,
@@ -82,22 +39,6 @@ on_each_backend!(
     instances_share_one_store,
     instances_share_the_login_throttle,
 );
-
-/// A token record for `user`, expiring at `expires_at`.
-fn record(jti: &str, user: &str, expires_at: i64) -> TokenRecord {
-    TokenRecord {
-        jti: jti.to_owned(),
-        token_type: TokenType::Access,
-        user_id: user.to_owned(),
-        family_id: None,
-        issued_at: expires_at - 3600,
-        expires_at,
-        revoked_at: None,
-        consumed_at: None,
-        replaced_by: None,
-        session: None,
-    }
-}
 
 mod scenario {
     use super::*;

@@ -14,56 +14,14 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::backends::{Kind, TestStore};
-use common::{Running, SECRET, Stream, binary, run};
-use fastcore_security::{TokenRecord, TokenType};
+use common::backends::{Kind, TestStore, on_each_backend, record};
+use common::{PASSWORD, Running, SECRET, Stream, binary, get_json, me_at, run};
 use fastcore_security_server::clock;
 use serde_json::Value;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// Bounded polling for what comes by itself (the background purge).
 const POLL_TRIES: u32 = 150;
 const POLL_PAUSE: Duration = Duration::from_millis(200);
-
-async fn on<F, Fut>(kind: Kind, scenario: F)
-where
-    F: FnOnce(TestStore) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    if let Some(store) = TestStore::of(kind).await {
-        scenario(store).await;
-    }
-}
-
-/// One test per backend for each scenario.
-macro_rules! on_each_backend {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                on(Kind::Sqlite, scenario::$scenario).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                on(Kind::Postgres, scenario::$scenario).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn mysql() {
-                on(Kind::MySql, scenario::$scenario).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn redis() {
-                on(Kind::Redis, scenario::$scenario).await;
-            }
-        }
-    )*};
-}
 
 on_each_backend!(
     migrate_admin_commands_and_serve_work_end_to_end,
@@ -88,35 +46,10 @@ fn backend_name(kind: Kind) -> &'static str {
     }
 }
 
-/// A token record for user `u`.
-fn record(jti: &str, expires_at: i64) -> TokenRecord {
-    TokenRecord {
-        jti: jti.to_owned(),
-        token_type: TokenType::Access,
-        user_id: "u".to_owned(),
-        family_id: None,
-        issued_at: expires_at - 3600,
-        expires_at,
-        revoked_at: None,
-        consumed_at: None,
-        replaced_by: None,
-        session: None,
-    }
-}
-
 async fn login(client: &reqwest::Client, base: &str, username: &str) -> reqwest::Response {
     client
         .post(format!("{base}/auth/login"))
         .form(&[("username", username), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn me(client: &reqwest::Client, base: &str, access: &str) -> reqwest::Response {
-    client
-        .get(format!("{base}/auth/me"))
-        .bearer_auth(access)
         .send()
         .await
         .unwrap()
@@ -163,14 +96,7 @@ mod scenario {
         let base = server.wait_until_listening();
         let client = reqwest::Client::new();
 
-        let health: Value = client
-            .get(format!("{base}/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health: Value = get_json(&client, &format!("{base}/health")).await;
         assert_eq!(
             health["store_backend"],
             backend_name(store.kind),
@@ -178,7 +104,7 @@ mod scenario {
         );
 
         let access = access_token(login(&client, &base, "ada").await).await;
-        let response = me(&client, &base, &access).await;
+        let response = me_at(&client, &base, &access).await;
         assert_eq!(response.status(), 200);
         let user: Value = response.json().await.unwrap();
         assert_eq!(user["username"], "Ada");
@@ -189,7 +115,7 @@ mod scenario {
             .await
             .unwrap();
         assert_eq!(logout.status(), 204);
-        assert_eq!(me(&client, &base, &access).await.status(), 401);
+        assert_eq!(me_at(&client, &base, &access).await.status(), 401);
 
         // The operator's commands act on the same store as the server.
         let access = access_token(login(&client, &base, "ada").await).await;
@@ -202,7 +128,7 @@ mod scenario {
         let out = run(command(&store, &["token", "revoke", "--user", "ada"]), None);
         assert!(out.success(), "{out:?}");
         assert!(out.stdout.contains("revoked 2 token(s)"), "{out:?}");
-        assert_eq!(me(&client, &base, &access).await.status(), 401);
+        assert_eq!(me_at(&client, &base, &access).await.status(), 401);
 
         let out = run(command(&store, &["users", "disable", "ada"]), None);
         assert!(out.success(), "{out:?}");
@@ -210,7 +136,7 @@ mod scenario {
         let out = run(command(&store, &["users", "enable", "ADA"]), None);
         assert!(out.success(), "{out:?}");
         let access = access_token(login(&client, &base, "ada").await).await;
-        assert_eq!(me(&client, &base, &access).await.status(), 200);
+        assert_eq!(me_at(&client, &base, &access).await.status(), 200);
 
         assert!(server.terminate().success(), "{}", server.captured());
         server.drain();
@@ -242,18 +168,18 @@ mod scenario {
         // past its expiry, so it has these to purge too).
         for i in 0..25 {
             tokens
-                .insert(&record(&format!("old-{i}"), now - 5 - i))
+                .insert(&record(&format!("old-{i}"), "u", now - 5 - i))
                 .await
                 .unwrap();
         }
         for i in 0..6 {
             tokens
-                .insert(&record(&format!("live-{i}"), now + 3600))
+                .insert(&record(&format!("live-{i}"), "u", now + 3600))
                 .await
                 .unwrap();
         }
         // Revoked is not expired: it stays until it expires.
-        let mut revoked = record("revoked-live", now + 3600);
+        let mut revoked = record("revoked-live", "u", now + 3600);
         revoked.revoked_at = Some(now - 1);
         tokens.insert(&revoked).await.unwrap();
 
@@ -312,11 +238,14 @@ mod scenario {
         let now = clock::now();
         for i in 0..6 {
             tokens
-                .insert(&record(&format!("before-{i}"), now - 5 - i))
+                .insert(&record(&format!("before-{i}"), "u", now - 5 - i))
                 .await
                 .unwrap();
         }
-        tokens.insert(&record("live", now + 3600)).await.unwrap();
+        tokens
+            .insert(&record("live", "u", now + 3600))
+            .await
+            .unwrap();
         let mut serve = command(
             &store,
             &[
@@ -340,7 +269,7 @@ mod scenario {
         let now = clock::now();
         for i in 0..10 {
             tokens
-                .insert(&record(&format!("later-{i}"), now - 5 - i))
+                .insert(&record(&format!("later-{i}"), "u", now - 5 - i))
                 .await
                 .unwrap();
         }
@@ -402,7 +331,7 @@ async fn the_purge_interval_comes_from_the_environment_and_0_turns_it_off() {
     let store = TestStore::sqlite();
     let tokens = store.open().await.token_store();
     tokens
-        .insert(&record("old", clock::now() - 60))
+        .insert(&record("old", "u", clock::now() - 60))
         .await
         .unwrap();
 

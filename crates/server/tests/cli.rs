@@ -5,23 +5,29 @@
 
 mod common;
 
-use common::{SECRET, TempDb, binary, config, run};
+use std::process::Command;
+
+use common::{PASSWORD, SECRET, TempDb, binary, config, run};
 use fastcore_security::{Error, TokenRecord, TokenType};
 
-const PASSWORD: &str = "correct horse battery staple";
+/// The binary in `temp`'s directory with `args`, then `--database-url`
+/// naming `temp`'s database.
+fn on_db(temp: &TempDb, args: &[&str]) -> Command {
+    let mut command = binary(temp.dir.path());
+    command.args(args).arg("--database-url").arg(temp.url());
+    command
+}
+
+/// Runs `args` on `temp`'s database, with no input.
+fn admin(temp: &TempDb, args: &[&str]) -> common::Output {
+    run(on_db(temp, args), None)
+}
 
 fn add_user(temp: &TempDb, username: &str, stdin: &str) -> common::Output {
-    let mut command = binary(temp.dir.path());
-    command
-        .args([
-            "users",
-            "add",
-            username,
-            "--password-stdin",
-            "--database-url",
-        ])
-        .arg(temp.url());
-    run(command, Some(stdin))
+    run(
+        on_db(temp, &["users", "add", username, "--password-stdin"]),
+        Some(stdin),
+    )
 }
 
 #[tokio::test]
@@ -84,22 +90,14 @@ fn users_add_refuses_names_that_look_like_an_existing_one() {
         );
     }
     // Users disable/enable find the user by any form too.
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "disable", "ZOE\u{0308}", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["users", "disable", "ZOE\u{0308}"]);
     assert!(out.success(), "{out:?}");
     assert!(
         out.stdout.contains("disabled user \"Zo\u{00EB}\""),
         "{out:?}"
     );
 
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "list", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["users", "list"]);
     assert_eq!(out.stdout.lines().count(), 2, "one user: {out:?}");
 }
 
@@ -140,13 +138,7 @@ fn users_list_disable_and_enable() {
     let temp = TempDb::new();
     assert!(add_user(&temp, "ada", PASSWORD).success());
     assert!(add_user(&temp, "grace", PASSWORD).success());
-    let list = |temp: &TempDb| {
-        let mut command = binary(temp.dir.path());
-        command
-            .args(["users", "list", "--database-url"])
-            .arg(temp.url());
-        run(command, None)
-    };
+    let list = |temp: &TempDb| admin(temp, &["users", "list"]);
     let out = list(&temp);
     assert!(out.success(), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -165,31 +157,19 @@ fn users_list_disable_and_enable() {
         "no hashes in the list: {out:?}"
     );
 
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "disable", "ada", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["users", "disable", "ada"]);
     assert!(out.success(), "{out:?}");
     assert!(out.stdout.contains("disabled user \"ada\""), "{out:?}");
     let out = list(&temp);
     let ada = out.stdout.lines().find(|l| l.contains("ada")).unwrap();
     assert!(ada.split_whitespace().any(|w| w == "no"), "{ada}");
 
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "enable", "ada", "--database-url"])
-        .arg(temp.url());
-    assert!(run(command, None).success());
+    assert!(admin(&temp, &["users", "enable", "ada"]).success());
     let out = list(&temp);
     let ada = out.stdout.lines().find(|l| l.contains("ada")).unwrap();
     assert!(ada.split_whitespace().any(|w| w == "yes"), "{ada}");
 
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "disable", "nobody", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["users", "disable", "nobody"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("no user named \"nobody\""), "{out:?}");
 }
@@ -291,9 +271,7 @@ async fn hash_password_and_users_add_follow_the_password_policy_variables() {
 fn migrate_creates_both_schemas_and_can_run_again() {
     let temp = TempDb::new();
     for _ in 0..2 {
-        let mut command = binary(temp.dir.path());
-        command.args(["migrate", "--database-url"]).arg(temp.url());
-        let out = run(command, None);
+        let out = admin(&temp, &["migrate"]);
         assert!(out.success(), "{out:?}");
         assert!(out.stdout.contains("up to date"), "{out:?}");
     }
@@ -349,10 +327,7 @@ async fn mint(temp: &TempDb) -> (fastcore_security::Security, String, String) {
 }
 
 fn inspect(temp: &TempDb, token: &str, secret: Option<&str>) -> common::Output {
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "inspect", "-", "--database-url"])
-        .arg(temp.url());
+    let mut command = on_db(temp, &["token", "inspect", "-"]);
     if let Some(secret) = secret {
         command.env("JWT_SECRET_KEY", secret);
     }
@@ -417,11 +392,7 @@ async fn token_revoke_by_jti_makes_the_token_fail() {
     let (security, access, refresh) = mint(&temp).await;
     let jti = security.decode_token(&access).unwrap().jti;
 
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "revoke", &jti, "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "revoke", &jti]);
     assert!(out.success(), "{out:?}");
     assert!(
         out.stdout.contains(&format!("revoked token {jti}")),
@@ -437,18 +408,10 @@ async fn token_revoke_by_jti_makes_the_token_fail() {
     assert!(security.validate_token(&refresh, None).await.is_ok());
 
     // Twice is fine; an unknown id is an error (most likely a typo).
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "revoke", &jti, "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "revoke", &jti]);
     assert!(out.success(), "{out:?}");
     assert!(out.stdout.contains("already revoked"), "{out:?}");
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "revoke", "no-such-jti", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "revoke", "no-such-jti"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("no token with id"), "{out:?}");
 }
@@ -470,11 +433,7 @@ async fn token_revoke_user_revokes_every_token_of_the_user() {
         .unwrap();
 
     // By username (resolved to the id) ...
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "revoke", "--user", "ada", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "revoke", "--user", "ada"]);
     assert!(out.success(), "{out:?}");
     assert!(
         out.stdout
@@ -500,17 +459,7 @@ async fn token_revoke_user_revokes_every_token_of_the_user() {
     );
 
     // ... or by id, which also works for users the table does not know.
-    let mut command = binary(temp.dir.path());
-    command
-        .args([
-            "token",
-            "revoke",
-            "--user",
-            "someone-else",
-            "--database-url",
-        ])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "revoke", "--user", "someone-else"]);
     assert!(out.success(), "{out:?}");
     assert!(out.stdout.contains("revoked 2 token(s)"), "{out:?}");
     assert!(
@@ -525,11 +474,7 @@ async fn token_revoke_user_revokes_every_token_of_the_user() {
 async fn token_revoke_user_fails_for_a_user_nobody_knows() {
     let temp = TempDb::new();
     let (security, access, _) = mint(&temp).await;
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "revoke", "--user", "nosuch", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "revoke", "--user", "nosuch"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
     assert!(
@@ -599,11 +544,7 @@ async fn token_purge_deletes_expired_records_only() {
             .await
             .unwrap();
     }
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["token", "purge", "--database-url"])
-        .arg(temp.url());
-    let out = run(command, None);
+    let out = admin(&temp, &["token", "purge"]);
     assert!(out.success(), "{out:?}");
     assert!(
         out.stdout.contains("purged 2 expired token record(s)"),
@@ -1066,17 +1007,12 @@ fn exit_codes_are_as_documented() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
     }
     // 1: the command failed.
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "disable", "nobody", "--database-url"])
-        .arg(temp.url());
-    assert_eq!(run(command, None).status.code(), Some(1));
+    assert_eq!(
+        admin(&temp, &["users", "disable", "nobody"]).status.code(),
+        Some(1)
+    );
     // 0: it worked.
-    let mut command = binary(temp.dir.path());
-    command
-        .args(["users", "list", "--database-url"])
-        .arg(temp.url());
-    assert_eq!(run(command, None).status.code(), Some(0));
+    assert_eq!(admin(&temp, &["users", "list"]).status.code(), Some(0));
 }
 
 #[test]
@@ -1100,11 +1036,7 @@ fn completions_are_generated_for_every_shell() {
 fn users_list_json() {
     let temp = TempDb::new();
     let list = |temp: &TempDb| {
-        let mut command = binary(temp.dir.path());
-        command
-            .args(["users", "list", "--json", "--database-url"])
-            .arg(temp.url());
-        let out = run(command, None);
+        let out = admin(temp, &["users", "list", "--json"]);
         assert!(out.success(), "{out:?}");
         serde_json::from_str::<serde_json::Value>(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {out:?}"))
@@ -1160,10 +1092,7 @@ async fn token_inspect_json() {
     let (security, access, _) = mint(&temp).await;
     let claims = security.decode_token(&access).unwrap();
     let inspect_json = |secret: Option<&str>| {
-        let mut command = binary(temp.dir.path());
-        command
-            .args(["token", "inspect", "-", "--json", "--database-url"])
-            .arg(temp.url());
+        let mut command = on_db(&temp, &["token", "inspect", "-", "--json"]);
         if let Some(secret) = secret {
             command.env("JWT_SECRET_KEY", secret);
         }

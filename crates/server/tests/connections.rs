@@ -80,12 +80,7 @@ async fn a_half_sent_request_head_is_disconnected_after_the_header_timeout() {
     assert!(closed_by_server(&mut partial).await, "partial head");
     assert!(closed_by_server(&mut silent).await, "nothing sent at all");
     // The server still answers.
-    let response = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/health").await;
     assert_eq!(response.status(), 200);
 }
 

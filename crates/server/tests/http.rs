@@ -6,15 +6,13 @@
 
 mod common;
 
-use common::{TestOptions, TestServer};
+use common::{PASSWORD, TestOptions, TestServer};
 use fastcore_security::TokenType;
 use fastcore_security::ValidationMode;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use serde_json::Value;
 use std::time::Duration;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 fn challenge(response: &reqwest::Response) -> String {
     response
@@ -484,12 +482,7 @@ async fn malformed_json_gets_400_without_echoing_the_password() {
 #[tokio::test]
 async fn health_reports_json() {
     let server = TestServer::start().await;
-    let response = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/health").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()[CONTENT_TYPE]
@@ -507,12 +500,7 @@ async fn health_reports_json() {
 #[tokio::test]
 async fn unknown_routes_get_a_json_404() {
     let server = TestServer::start().await;
-    let response = server
-        .client
-        .get(server.url("/no/such/route?token=abc"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/no/such/route?token=abc").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         response.headers()[CONTENT_TYPE].to_str().unwrap(),
@@ -526,12 +514,7 @@ async fn unknown_routes_get_a_json_404() {
 #[tokio::test]
 async fn me_without_a_token_gets_a_bare_challenge() {
     let server = TestServer::start().await;
-    let response = server
-        .client
-        .get(server.url("/auth/me"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/auth/me").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&response), "Bearer");
 }
@@ -612,15 +595,7 @@ async fn synced_mode_refuses_logged_out_tokens_on_every_instance() {
     for server in [&one, &two] {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let health: Value = server
-                .client
-                .get(server.url("/health"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let health: Value = server.get("/health").await.json().await.unwrap();
             assert_eq!(health["validation_mode"], "synced");
             if health["revocation_view"] == "synced" {
                 break;

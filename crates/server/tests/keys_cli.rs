@@ -10,7 +10,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Output, Running, Stream, TempDb, binary, run};
+use common::{Output, Running, Stream, TempDb, binary, me_at, run};
 use fastcore_security::{
     Algorithm, Jwk, JwtCodec, KeyFile, KeySet, KeyStatus, SecurityConfig, SigningKey, TokenType,
 };
@@ -315,12 +315,7 @@ async fn serve_signs_with_the_active_key_and_publishes_the_public_keys() {
     let header = payload_or_header(access, 0);
     assert_eq!(header["kid"], "new");
     assert_eq!(header["alg"], "ES256");
-    let response = client
-        .get(format!("{base}/auth/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let response = me_at(&client, &base, access).await;
     assert_eq!(response.status(), 200);
 
     let response = client

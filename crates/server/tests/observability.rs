@@ -11,13 +11,11 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::TestServer;
+use common::{PASSWORD, TestServer};
 use fastcore_security::AuthRoute;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// Every route the server serves beyond the library's auth routes.
 const SERVER_ROUTES: &[(&str, &str)] = &[("get", "/openapi.json"), ("get", "/metrics")];
@@ -25,12 +23,7 @@ const SERVER_ROUTES: &[(&str, &str)] = &[("get", "/openapi.json"), ("get", "/met
 #[tokio::test]
 async fn the_server_serves_a_valid_description_of_every_route_it_answers() {
     let server = TestServer::start().await;
-    let response = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
     let text = response.text().await.unwrap();
@@ -72,13 +65,7 @@ async fn the_server_serves_a_valid_description_of_every_route_it_answers() {
         );
     }
     // ...and the probe does tell a missing route.
-    let status = server
-        .client
-        .get(server.url("/nope"))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let status = server.get("/nope").await.status();
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -89,15 +76,7 @@ async fn the_server_serves_a_valid_description_of_every_route_it_answers() {
 #[tokio::test]
 async fn an_oversized_body_gets_a_documented_answer_on_every_route() {
     let server = TestServer::start().await;
-    let spec: Value = server
-        .client
-        .get(server.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = server.get("/openapi.json").await.json().await.unwrap();
     let oversized = vec![b'x'; 70_000];
     let mut checked = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
@@ -137,12 +116,7 @@ async fn an_oversized_body_gets_a_documented_answer_on_every_route() {
 }
 
 async fn metrics(server: &TestServer) -> String {
-    let response = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
         response.headers()[CONTENT_TYPE]

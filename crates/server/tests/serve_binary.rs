@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Running, SECRET, Stream, TempDb, binary, run};
+use common::{Running, SECRET, Stream, TempDb, binary, get_json, me_at, run};
 use serde_json::Value;
 
 fn serve(temp: &TempDb) -> std::process::Command {
@@ -166,14 +166,7 @@ async fn serve_demo_prints_working_credentials_once() {
     assert_eq!(response.status(), 200);
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["username"], "demo");
-    let health: Value = client
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&client, &format!("{base}/health")).await;
     assert_eq!(health["development_secret"], true);
 
     assert!(server.terminate().success());
@@ -254,12 +247,7 @@ async fn the_log_never_contains_passwords_tokens_or_the_secret() {
         .unwrap();
     let access = pair["access_token"].as_str().unwrap().to_owned();
     let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
-    let me = client
-        .get(format!("{base}/auth/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let me = me_at(&client, &base, &access).await;
     assert_eq!(me.status(), 200);
     let refreshed: Value = client
         .post(format!("{base}/auth/refresh"))
@@ -299,12 +287,7 @@ async fn the_log_never_contains_passwords_tokens_or_the_secret() {
         .await
         .unwrap();
     assert_eq!(logout.status(), 204);
-    let after = client
-        .get(format!("{base}/auth/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let after = me_at(&client, &base, &access).await;
     assert_eq!(after.status(), 401);
 
     assert!(server.terminate().success(), "SIGTERM stops it cleanly");

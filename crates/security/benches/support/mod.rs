@@ -17,6 +17,9 @@ mod databases;
 #[cfg(feature = "redis")]
 #[path = "../../tests/common/redis_server.rs"]
 mod redis_server;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
+#[path = "../../tests/common/servers.rs"]
+mod servers;
 
 /// The benchmarks' HMAC secret.
 pub(crate) const SECRET: &str = "benchmark-secret-0123456789-abcdefghijklmnopqrstuvwxyz";

@@ -15,14 +15,11 @@
 //! so there the test fails.
 #![cfg(any(feature = "postgres", feature = "mysql"))]
 
-use std::collections::BTreeSet;
-use std::fmt::Display;
-use std::io::Write;
-use std::sync::Mutex;
-use std::time::Duration;
-
-/// How long a test waits for the server before calling it unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+use super::servers::{CONNECT_TIMEOUT, clean_up_now, skip_or_fail, unique_name};
+#[cfg(feature = "mysql")]
+use super::servers::{MYSQL_URL_VAR, mysql_admin_url, with_database};
+#[cfg(feature = "postgres")]
+use super::servers::{POSTGRES_URL_VAR, postgres_admin_url, with_query_param};
 
 /// An empty database for one test; dropped with this value.
 #[derive(Debug)]
@@ -51,20 +48,7 @@ impl Drop for TestDatabase {
         let Some(cleanup) = self.cleanup.take() else {
             return;
         };
-        // Drop is synchronous and may run inside the test's runtime: do the
-        // async cleanup on a thread of its own, and wait for it.
-        let worker = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let _ = tokio::time::timeout(CONNECT_TIMEOUT, cleanup.run()).await;
-            });
-        });
-        let _ = worker.join();
+        clean_up_now(cleanup.run());
     }
 }
 
@@ -93,68 +77,6 @@ impl Cleanup {
             }
         }
     }
-}
-
-/// A name no other test uses: `t_` and 32 hex digits (a valid identifier
-/// on both servers, no quoting needed).
-fn unique_name() -> String {
-    format!("t_{}", uuid::Uuid::new_v4().simple())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// The answer when the server does not answer: fail under CI, else skip
-/// with one line on stderr (written past the test harness's capture, so a
-/// plain `cargo test` shows it).
-fn skip_or_fail(suite: &'static str, server: &str, why: impl Display) -> Option<TestDatabase> {
-    if in_ci() {
-        panic!("{suite} suite cannot run: cannot reach {server} ({why}); CI is set, so it must");
-    }
-    static REPORTED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let first = REPORTED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .insert(suite);
-    if first {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {suite} suite: cannot reach {server} ({why})"
-        );
-    }
-    None
-}
-
-/// Appends `key=value` to the query string of `url`.
-fn with_query_param(url: &str, param: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{param}")
-}
-
-/// `url` with its path (the database name) replaced by `/database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((main, query)) => (main, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = main.find("://").map_or(0, |i| i + 3);
-    let base = match main[authority_start..].find('/') {
-        Some(i) => &main[..authority_start + i],
-        None => main,
-    };
-    format!("{base}/{database}{query}")
-}
-
-#[cfg(feature = "postgres")]
-pub(crate) const POSTGRES_URL_VAR: &str = "FASTCORE_TEST_POSTGRES_URL";
-#[cfg(feature = "postgres")]
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// The PostgreSQL server the tests use (`FASTCORE_TEST_POSTGRES_URL`).
-#[cfg(feature = "postgres")]
-pub(crate) fn postgres_admin_url() -> String {
-    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
 }
 
 /// A fresh schema on the test PostgreSQL server, or `None` (skip) if the
@@ -188,17 +110,6 @@ pub(crate) async fn postgres() -> Option<TestDatabase> {
         url: with_query_param(&admin_url, &format!("options=-c%20search_path%3D{schema}")),
         cleanup: Some(Cleanup::PostgresSchema { admin_url, schema }),
     })
-}
-
-#[cfg(feature = "mysql")]
-pub(crate) const MYSQL_URL_VAR: &str = "FASTCORE_TEST_MYSQL_URL";
-#[cfg(feature = "mysql")]
-const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
-
-/// The MySQL/MariaDB server the tests use (`FASTCORE_TEST_MYSQL_URL`).
-#[cfg(feature = "mysql")]
-pub(crate) fn mysql_admin_url() -> String {
-    std::env::var(MYSQL_URL_VAR).unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned())
 }
 
 /// A fresh database on the test MySQL/MariaDB server, or `None` (skip) if

@@ -7,6 +7,7 @@
 
 pub(crate) mod databases;
 pub(crate) mod redis_server;
+pub(crate) mod servers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use fastcore_security::{
-    AuthState, Claims, MemoryTokenStore, PasswordAuthenticator, PasswordHasher, Security,
-    SecurityConfig, SecurityConfigBuilder, TokenRecord, TokenType, UserDirectory, setup_security,
+    AuthState, Claims, Error, InvalidTokenReason, MemoryTokenStore, PasswordAuthenticator,
+    PasswordHasher, Security, SecurityConfig, SecurityConfigBuilder, TokenPair, TokenRecord,
+    TokenStore, TokenType, UserDirectory, setup_security,
 };
 use http_body_util::BodyExt;
 use serde::Serialize;
@@ -141,6 +143,70 @@ pub(crate) async fn expired_token(
     encode_and_record(security, &claims).await
 }
 
+/// Asserts that `result` is an `InvalidToken` refusal for `reason`.
+#[track_caller]
+pub(crate) fn assert_invalid<T: std::fmt::Debug>(
+    result: fastcore_security::Result<T>,
+    reason: InvalidTokenReason,
+) {
+    match result {
+        Err(Error::InvalidToken(r)) => assert_eq!(r, reason),
+        other => panic!("expected InvalidToken({reason:?}), got {other:?}"),
+    }
+}
+
+/// Asserts that the stateful validation of `token` (any type) refuses it
+/// for `reason`.
+pub(crate) async fn assert_refused(security: &Security, token: &str, reason: InvalidTokenReason) {
+    assert_invalid(security.validate_token(token, None).await, reason);
+}
+
+/// The jtis of the live tokens `list_live` lists for `user` at `now`.
+pub(crate) async fn live_jtis(
+    store: &(impl TokenStore + ?Sized),
+    user: &str,
+    now: i64,
+) -> Vec<String> {
+    store
+        .list_live(user, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.jti)
+        .collect()
+}
+
+/// The claims of both tokens of `pair`, each validated as its type.
+pub(crate) async fn validate_pair(security: &Security, pair: &TokenPair) -> (Claims, Claims) {
+    let access = security
+        .validate_token(&pair.access_token, Some(TokenType::Access))
+        .await
+        .unwrap();
+    let refresh = security
+        .validate_token(&pair.refresh_token, Some(TokenType::Refresh))
+        .await
+        .unwrap();
+    (access, refresh)
+}
+
+/// Asserts that `body` (a token response) has exactly the fields of
+/// FastAPI's token response.
+#[track_caller]
+pub(crate) fn assert_token_response_fields(body: &Value) {
+    let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "access_token",
+            "expires_in",
+            "refresh_expires_in",
+            "refresh_token",
+            "token_type"
+        ]
+    );
+}
+
 /// Replaces one character in the middle of the signature segment.
 pub(crate) fn tamper_signature(token: &str) -> String {
     let sig_start = token.rfind('.').expect("three segments") + 1;
@@ -196,6 +262,23 @@ pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
         .unwrap_or_else(|| panic!("fixture field {key} is a string"))
+}
+
+/// The password of the HTTP tests' users: it is in the fixture's argon2id
+/// vectors, so their users need not be hashed at test time.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// The argon2id hash of [`PASSWORD`] from the argon2-cffi fixture.
+pub(crate) fn password_hash() -> String {
+    let v = python_vectors();
+    let vector = v["passlib_argon2"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["password"] == PASSWORD)
+        .unwrap()
+        .clone();
+    str_of(&vector, "hash").to_owned()
 }
 
 // --------------------------------------------------------------------- users

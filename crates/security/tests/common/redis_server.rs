@@ -9,19 +9,11 @@
 //! there the test fails.
 #![cfg(feature = "redis")]
 
-use std::io::Write;
-use std::sync::Once;
 use std::time::Duration;
 
 use fastcore_security::RedisTokenStore;
 
-pub(crate) const REDIS_URL_VAR: &str = "FASTCORE_TEST_REDIS_URL";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
-
-/// The Redis server the tests use (`FASTCORE_TEST_REDIS_URL`).
-pub(crate) fn redis_url() -> String {
-    std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
-}
+pub(crate) use super::servers::{REDIS_URL_VAR, redis_url};
 
 /// `host:port` of `url`, for messages (never the password).
 pub(crate) fn server_of(url: &str) -> String {
@@ -93,24 +85,10 @@ impl Drop for TestPrefix {
     }
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 /// The answer when Redis does not answer: fail under CI, else skip with
 /// one line on stderr (past the harness's capture, so `cargo test` shows it).
 pub(crate) fn skip_or_fail<T>(server: &str, why: impl std::fmt::Display) -> Option<T> {
-    if in_ci() {
-        panic!("redis suite cannot run: cannot reach {server} ({why}); CI is set, so it must");
-    }
-    static REPORTED: Once = Once::new();
-    REPORTED.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED redis suite: cannot reach {server} ({why})"
-        );
-    });
-    None
+    super::servers::skip_or_fail("redis", server, why)
 }
 
 /// A store on the test Redis under a fresh prefix, and the guard that

@@ -17,27 +17,17 @@
 //! test binary, unless the `CI` variable is set: CI must run every suite,
 //! so there the test fails.
 
-use std::collections::BTreeSet;
-use std::fmt::Display;
-use std::io::Write as _;
 use std::str::FromStr as _;
-use std::sync::Mutex;
-use std::time::Duration;
 
+use fastcore_security::{TokenRecord, TokenType};
 use fastcore_security_server::database::{Database, OpenOptions};
 use sqlx::{AssertSqlSafe, Connection as _};
 
 use super::TempDb;
-
-/// How long a test waits for a server before calling it unreachable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-pub const POSTGRES_URL_VAR: &str = "FASTCORE_TEST_POSTGRES_URL";
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-pub const MYSQL_URL_VAR: &str = "FASTCORE_TEST_MYSQL_URL";
-const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
-pub const REDIS_URL_VAR: &str = "FASTCORE_TEST_REDIS_URL";
-const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
+use super::servers::{
+    CONNECT_TIMEOUT, MYSQL_URL_VAR, POSTGRES_URL_VAR, REDIS_URL_VAR, clean_up_now, mysql_admin_url,
+    postgres_admin_url, redis_url, skip_or_fail, unique_name, with_database, with_query_param,
+};
 
 /// The backends, for tests that run on each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,20 +214,7 @@ impl Drop for TestStore {
         let Some(cleanup) = self.cleanup.take() else {
             return;
         };
-        // Drop is synchronous and may run inside the test's runtime: do the
-        // async cleanup on a thread of its own, and wait for it.
-        let worker = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let _ = tokio::time::timeout(CONNECT_TIMEOUT, cleanup.run()).await;
-            });
-        });
-        let _ = worker.join();
+        clean_up_now(cleanup.run());
     }
 }
 
@@ -302,70 +279,69 @@ async fn delete_prefix(url: &str, prefix: &str) -> redis::RedisResult<()> {
     redis::cmd("DEL").arg(keys).query_async(&mut con).await
 }
 
-/// A name no other test uses: `t_` and 32 hex digits (a valid identifier
-/// on both SQL servers, no quoting needed).
-fn unique_name() -> String {
-    format!("t_{}", uuid::Uuid::new_v4().simple())
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// The answer when a server does not answer: fail under CI, else skip
-/// with one line on stderr (written past the test harness's capture, so a
-/// plain `cargo test` shows it).
-fn skip_or_fail<T>(suite: &'static str, server: &str, why: impl Display) -> Option<T> {
-    if in_ci() {
-        panic!("{suite} suite cannot run: cannot reach {server} ({why}); CI is set, so it must");
+/// Runs `scenario` on a fresh store of `kind`, unless its server is away
+/// (and `CI` is not set).
+pub async fn on<F, Fut>(kind: Kind, scenario: F)
+where
+    F: FnOnce(TestStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(store) = TestStore::of(kind).await {
+        scenario(store).await;
     }
-    static REPORTED: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let first = REPORTED
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .insert(suite);
-    if first {
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED {suite} suite: cannot reach {server} ({why})"
-        );
+}
+
+/// One test per backend for each scenario: `on_each_backend!(name, ...)`
+/// makes a module `name` with the tests `sqlite`, `postgres`, `mysql` and
+/// `redis`, each running `scenario::name` (a module at the call site) on a
+/// fresh store of its backend.
+#[allow(unused_macros)]
+macro_rules! on_each_backend {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            use super::*;
+            use $crate::common::backends::{Kind, on};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                on(Kind::Sqlite, scenario::$scenario).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                on(Kind::Postgres, scenario::$scenario).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn mysql() {
+                on(Kind::MySql, scenario::$scenario).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn redis() {
+                on(Kind::Redis, scenario::$scenario).await;
+            }
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use on_each_backend;
+
+/// An access token record for `user`, issued an hour before it expires at
+/// `expires_at`.
+pub fn record(jti: &str, user: &str, expires_at: i64) -> TokenRecord {
+    TokenRecord {
+        jti: jti.to_owned(),
+        token_type: TokenType::Access,
+        user_id: user.to_owned(),
+        family_id: None,
+        issued_at: expires_at - 3600,
+        expires_at,
+        revoked_at: None,
+        consumed_at: None,
+        replaced_by: None,
+        session: None,
     }
-    None
-}
-
-/// Appends `key=value` to the query string of `url`.
-fn with_query_param(url: &str, param: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{param}")
-}
-
-/// `url` with its path (the database name) replaced by `/database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((main, query)) => (main, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = main.find("://").map_or(0, |i| i + 3);
-    let base = match main[authority_start..].find('/') {
-        Some(i) => &main[..authority_start + i],
-        None => main,
-    };
-    format!("{base}/{database}{query}")
-}
-
-/// The PostgreSQL server the tests use.
-pub fn postgres_admin_url() -> String {
-    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
-}
-
-/// The MySQL/MariaDB server the tests use.
-pub fn mysql_admin_url() -> String {
-    std::env::var(MYSQL_URL_VAR).unwrap_or_else(|_| DEFAULT_MYSQL_URL.to_owned())
-}
-
-/// The Redis server the tests use.
-pub fn redis_url() -> String {
-    std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
 }
 
 /// A TCP proxy to a database server that a test can take down (closing

@@ -11,6 +11,9 @@
 #![allow(clippy::panic)]
 
 pub mod backends;
+// The per-test server helpers the library's tests use too.
+#[path = "../../../security/tests/common/servers.rs"]
+pub mod servers;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ use tempfile::TempDir;
 
 /// A signing secret for tests (64 bytes, long enough for every HMAC size).
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef0123456789abcdef0123";
+
+/// The password the tests give their users.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The safety-net wait for a line or an exit.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -243,6 +249,15 @@ impl TestServer {
             .expect("request")
     }
 
+    /// A plain `GET` of `path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET request")
+    }
+
     pub async fn health(&self) -> reqwest::Response {
         self.client
             .get(self.url("/health"))
@@ -259,6 +274,29 @@ impl TestServer {
             .await
             .expect("refresh request")
     }
+}
+
+/// `GET {base}/auth/me` with `access` as the bearer token, for a server
+/// run as a process.
+pub async fn me_at(client: &reqwest::Client, base: &str, access: &str) -> reqwest::Response {
+    client
+        .get(format!("{base}/auth/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("me request")
+}
+
+/// The JSON body of `GET url`.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("GET request")
+        .json()
+        .await
+        .expect("a JSON body")
 }
 
 /// The built binary, with an empty environment: no JWT_SECRET_KEY,
