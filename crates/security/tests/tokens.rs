@@ -1358,3 +1358,22 @@ async fn a_store_call_that_hangs_becomes_store_unavailable() {
     assert!(matches!(outcome.2, Err(Error::StoreUnavailable(_))));
     assert!(!outcome.3.store_reachable);
 }
+
+/// A health check answers before a load balancer's probe gives up, even
+/// with a long store timeout for requests: the ping has 2 seconds of its
+/// own.
+#[tokio::test]
+async fn a_health_check_does_not_wait_the_whole_store_timeout() {
+    let config = config_builder()
+        .store_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let hanging = Security::new(config, Arc::new(HangingStore)).unwrap();
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(20), get_security_status(Some(&hanging)))
+        .await
+        .expect("the health check waited for the store timeout");
+    assert!(!status.store_reachable);
+    assert!(!status.healthy());
+    assert!(started.elapsed() >= Duration::from_secs(2), "gave up early");
+}

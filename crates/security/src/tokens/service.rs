@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::config::SecurityConfig;
 use crate::config::ValidationMode;
-use crate::error::{Error, InvalidTokenReason, Result};
+use crate::error::{Error, InvalidTokenReason, Result, StoreError};
 use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
 use crate::throttle::{
@@ -1187,13 +1187,31 @@ impl Security {
         Ok(self.inner.store.list_live(user_id, now()).await?)
     }
 
-    /// How long the store took to answer a ping, or why it did not.
+    /// How long the store took to answer a ping, or why it did not. The
+    /// ping gets [`HEALTH_PING_TIMEOUT`] at most (less than requests get):
+    /// a health check must answer before its prober gives up, and during
+    /// an outage the pool would otherwise retry a refused connection until
+    /// the store timeout.
     pub(crate) async fn ping_store(&self) -> Result<Duration> {
         let started = std::time::Instant::now();
-        self.inner.store.ping().await?;
+        let budget = HEALTH_PING_TIMEOUT.min(self.inner.config.store_timeout());
+        match tokio::time::timeout(budget, self.inner.store.ping()).await {
+            Ok(answer) => answer?,
+            Err(_) => {
+                return Err(StoreError::new(
+                    "ping",
+                    format!("the store did not answer within {budget:?}"),
+                )
+                .into());
+            }
+        }
         Ok(started.elapsed())
     }
 }
+
+/// The most a health check waits for the store (see `ping_store`): below
+/// the 3 to 5 seconds load balancers commonly allow a probe.
+const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Starts the revocation view of synced mode on the store's feed.
 fn start_view(config: &SecurityConfig, store: &dyn TokenStore) -> Result<Arc<RevocationView>> {
