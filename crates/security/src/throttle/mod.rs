@@ -206,6 +206,25 @@ pub struct ThrottleWindow {
 }
 
 impl ThrottleWindow {
+    /// The window as the shared stores keep it, with a signed count (SQL
+    /// integers, Redis numbers); a count below zero, which no store writes,
+    /// reads as none.
+    #[cfg_attr(
+        not(any(
+            feature = "sqlite",
+            feature = "postgres",
+            feature = "mysql",
+            feature = "redis"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn from_stored(attempts: i64, ends_at: i64) -> Self {
+        Self {
+            attempts: u64::try_from(attempts).unwrap_or(0),
+            ends_at,
+        }
+    }
+
     /// How long until the window ends, seen at `now`: at least one second.
     pub fn retry_after(&self, now: i64) -> Duration {
         let secs = self.ends_at.saturating_sub(now).max(1);

@@ -74,10 +74,7 @@ impl LoginThrottle for MySqlLoginThrottle {
         let (attempts, ends_at) = retry_deadlocks(|| self.try_hit(key, window_secs, now))
             .await
             .map_err(|e| StoreError::new("throttle_hit", e))?;
-        Ok(ThrottleWindow {
-            attempts: u64::try_from(attempts).unwrap_or(0),
-            ends_at,
-        })
+        Ok(ThrottleWindow::from_stored(attempts, ends_at))
     }
 
     async fn undo(&self, key: &ThrottleKey, window: &ThrottleWindow) -> Result<(), StoreError> {

@@ -49,10 +49,7 @@ impl LoginThrottle for PostgresLoginThrottle {
         .fetch_one(&self.pool)
         .await
         .map_err(|e| StoreError::new("throttle_hit", e))?;
-        Ok(ThrottleWindow {
-            attempts: u64::try_from(attempts).unwrap_or(0),
-            ends_at,
-        })
+        Ok(ThrottleWindow::from_stored(attempts, ends_at))
     }
 
     async fn undo(&self, key: &ThrottleKey, window: &ThrottleWindow) -> Result<(), StoreError> {

@@ -10,15 +10,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
-use sqlx::{Row, migrate::Migrator};
+use sqlx::migrate::Migrator;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlRow};
 
+use super::sql::{self, not_cut_off, select_record};
 use super::{
-    MAX_IP_BYTES, MAX_USER_AGENT_BYTES, MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord,
-    TokenStore,
+    MAX_IP_BYTES, MAX_USER_AGENT_BYTES, MIGRATIONS_TABLE, Rotation, TokenRecord, TokenStore,
 };
 use crate::error::{Error, Result, StoreError};
-use crate::tokens::claims::TokenType;
 use crate::tokens::feed::{
     LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after,
     log_covers, no_changes, seq_of,
@@ -57,30 +56,7 @@ impl MySqlTokenStore {
     pub async fn connect(url: &str) -> Result<Self> {
         let options = MySqlConnectOptions::from_str(&mysql_url(url))
             .map_err(|e| Error::Config(format!("DATABASE_URL is not a valid MySQL URL: {e}")))?;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(10)
-            .min_connections(0)
-            // Below the server's default wait_timeout (8 h), so the pool
-            // closes idle connections before the server drops them.
-            .idle_timeout(Duration::from_secs(600))
-            .max_lifetime(Duration::from_secs(1800))
-            // An outage must surface as a StoreError quickly (a 503), not
-            // as a request that hangs; the ping before each use drops
-            // connections the server closed, so the pool heals by itself.
-            .acquire_timeout(Duration::from_secs(5))
-            .test_before_acquire(true)
-            .connect_lazy_with(options.clone());
-        // One direct attempt first: the pool would retry a refused or
-        // misconfigured connection until its timeout and then report only
-        // "pool timed out", hiding the driver's reason.
-        let first = tokio::time::timeout(
-            Duration::from_secs(5),
-            <sqlx::mysql::MySqlConnection as sqlx::Connection>::connect_with(&options),
-        )
-        .await
-        .map_err(|_| StoreError::new("connect", "the server did not answer within 5 s"))?
-        .map_err(|e| StoreError::new("connect", e))?;
-        let _ = sqlx::Connection::close(first).await;
+        let pool = sql::server_pool(options).await?;
         Ok(Self { pool })
     }
 
@@ -195,6 +171,7 @@ fn cut(value: &str, max: usize) -> &str {
     &value[..end]
 }
 
+/// The string a VARBINARY column holds, refused if it is not UTF-8.
 fn utf8(column: &'static str, bytes: Vec<u8>) -> Result<String, sqlx::Error> {
     String::from_utf8(bytes).map_err(|e| sqlx::Error::ColumnDecode {
         index: column.into(),
@@ -202,67 +179,9 @@ fn utf8(column: &'static str, bytes: Vec<u8>) -> Result<String, sqlx::Error> {
     })
 }
 
-fn text(row: &MySqlRow, column: &'static str) -> Result<String, sqlx::Error> {
-    utf8(column, row.try_get(column)?)
-}
-
-fn optional_text(row: &MySqlRow, column: &'static str) -> Result<Option<String>, sqlx::Error> {
-    let bytes: Option<Vec<u8>> = row.try_get(column)?;
-    bytes.map(|bytes| utf8(column, bytes)).transpose()
-}
-
-/// A query over the records with the user's cut-off folded into
-/// `revoked_at` (see the migration `..._rotation_and_cutoffs`), followed by
-/// the given SQL (a `WHERE`...). A macro so the query stays a `&'static str`.
-macro_rules! select_record {
-    ($($tail:literal),+ $(,)?) => {
-        concat!(
-            "SELECT t.jti, t.token_type, t.user_id, t.family_id, t.issued_at, \
-             t.expires_at, t.consumed_at, t.replaced_by, t.session_started_at, t.user_agent, \
-             t.ip, COALESCE(t.revoked_at, \
-             CASE WHEN c.generation > t.generation THEN c.revoked_at END) AS revoked_at \
-             FROM fastcore_tokens t \
-             LEFT JOIN fastcore_user_cutoffs c ON c.user_id = t.user_id ",
-            $($tail),+
-        )
-    };
-}
-
-/// The end of a `WHERE` of an UPDATE of `fastcore_tokens`: the row is not
-/// revoked by its user's cut-off already. What a cut-off revoked counts as
-/// revoked: revoking it again changes nothing and keeps the cut-off's time.
-macro_rules! not_cut_off {
-    () => {
-        " AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
-         WHERE c.user_id = fastcore_tokens.user_id), 0)"
-    };
-}
-
+/// Ids and session fields are VARBINARY here: they decode as UTF-8 bytes.
 fn record_from_row(row: &MySqlRow) -> Result<TokenRecord, sqlx::Error> {
-    let token_type: String = row.try_get("token_type")?;
-    let started_at: Option<i64> = row.try_get("session_started_at")?;
-    Ok(TokenRecord {
-        jti: text(row, "jti")?,
-        token_type: TokenType::from_str(&token_type).map_err(|_| sqlx::Error::ColumnDecode {
-            index: "token_type".into(),
-            source: "unknown token type".into(),
-        })?,
-        user_id: text(row, "user_id")?,
-        family_id: optional_text(row, "family_id")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        consumed_at: row.try_get("consumed_at")?,
-        replaced_by: optional_text(row, "replaced_by")?,
-        session: match started_at {
-            Some(started_at) => Some(SessionMeta {
-                started_at,
-                user_agent: optional_text(row, "user_agent")?,
-                ip: optional_text(row, "ip")?,
-            }),
-            None => None,
-        },
-    })
+    sql::record_from_row(row, utf8)
 }
 
 /// Inserts a record whose ids passed [`check_ids`]; `generation` is the
@@ -334,21 +253,12 @@ fn is_deadlock(err: &sqlx::Error) -> bool {
 /// ahead of a revocation's; page splits leave gap locks on a page's
 /// supremum that two rotations of one parent can deadlock on. InnoDB rolls
 /// one side back whole, so running it again is exact.
-pub(crate) async fn retry_deadlocks<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+pub(crate) async fn retry_deadlocks<T, F, Fut>(attempt: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut retries = 0;
-    loop {
-        match attempt().await {
-            Err(e) if retries < DEADLOCK_RETRIES && is_deadlock(&e) => {
-                retries += 1;
-                tokio::time::sleep(Duration::from_millis(5 * u64::from(retries))).await;
-            }
-            done => return done,
-        }
-    }
+    sql::retry(DEADLOCK_RETRIES, is_deadlock, attempt).await
 }
 
 impl MySqlTokenStore {
@@ -400,7 +310,35 @@ impl MySqlTokenStore {
         let parent = row.as_ref().map(record_from_row).transpose()?;
         Ok(super::classify_unrotated(parent, at))
     }
+
+    /// Runs a revoking statement (built by `update`, anew for each
+    /// attempt) and, if it changed anything, records the change in the
+    /// revocation log, in one transaction that [`retry_deadlocks`] runs
+    /// again if InnoDB picks it as a deadlock victim. Returns the rows the
+    /// statement changed.
+    async fn logged<'q>(
+        &self,
+        update: impl Fn() -> MySqlQuery<'q>,
+        kind: &'static str,
+        subject: &str,
+        at: i64,
+    ) -> Result<u64, sqlx::Error> {
+        retry_deadlocks(|| async {
+            let mut tx = self.pool.begin().await?;
+            let changed = update().execute(&mut *tx).await?.rows_affected();
+            if changed > 0 {
+                log_revocation(&mut tx, kind, subject, at).await?;
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
+        .await
+    }
 }
+
+/// A revoking statement of [`MySqlTokenStore::logged`].
+type MySqlQuery<'q> =
+    sqlx::query::Query<'q, sqlx::MySql, <sqlx::MySql as sqlx::Database>::Arguments>;
 
 #[async_trait]
 impl TokenStore for MySqlTokenStore {
@@ -428,25 +366,18 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        let changed = retry_deadlocks(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let changed = sqlx::query(concat!(
+        let update = || {
+            sqlx::query(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
                 not_cut_off!()
             ))
             .bind(at)
             .bind(jti.as_bytes())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed > 0 {
-                log_revocation(&mut tx, "token", jti, at).await?;
-            }
-            tx.commit().await?;
-            Ok(changed)
-        })
-        .await
-        .map_err(|e| StoreError::new("revoke", e))?;
+        };
+        let changed = self
+            .logged(update, "token", jti, at)
+            .await
+            .map_err(|e| StoreError::new("revoke", e))?;
         Ok(changed > 0)
     }
 
@@ -489,26 +420,18 @@ impl TokenStore for MySqlTokenStore {
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        retry_deadlocks(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let changed = sqlx::query(concat!(
+        let update = || {
+            sqlx::query(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = ? \
                  WHERE family_id = ? AND revoked_at IS NULL",
                 not_cut_off!()
             ))
             .bind(at)
             .bind(family_id.as_bytes())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed > 0 {
-                log_revocation(&mut tx, "family", family_id, at).await?;
-            }
-            tx.commit().await?;
-            Ok(changed)
-        })
-        .await
-        .map_err(|e| StoreError::new("revoke_family", e))
+        };
+        self.logged(update, "family", family_id, at)
+            .await
+            .map_err(|e| StoreError::new("revoke_family", e))
     }
 
     async fn revoke_user(
@@ -518,9 +441,8 @@ impl TokenStore for MySqlTokenStore {
         at: i64,
     ) -> Result<u64, StoreError> {
         let except_family = except_family.map(str::as_bytes);
-        retry_deadlocks(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let changed = sqlx::query(concat!(
+        let update = || {
+            sqlx::query(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = ? \
                  WHERE user_id = ? AND revoked_at IS NULL \
                  AND (? IS NULL OR family_id IS NULL OR family_id <> ?)",
@@ -530,17 +452,10 @@ impl TokenStore for MySqlTokenStore {
             .bind(user_id.as_bytes())
             .bind(except_family)
             .bind(except_family)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed > 0 {
-                log_revocation(&mut tx, "user", user_id, at).await?;
-            }
-            tx.commit().await?;
-            Ok(changed)
-        })
-        .await
-        .map_err(|e| StoreError::new("revoke_user", e))
+        };
+        self.logged(update, "user", user_id, at)
+            .await
+            .map_err(|e| StoreError::new("revoke_user", e))
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {

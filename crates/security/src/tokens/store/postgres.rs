@@ -1,15 +1,14 @@
 //! PostgreSQL backend: the store that several app instances share.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Row, migrate::Migrator};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgRow};
 
-use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
+use super::sql::{self, not_cut_off, select_record};
+use super::{MIGRATIONS_TABLE, Rotation, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
-use crate::tokens::claims::TokenType;
 use crate::tokens::feed::{
     LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after,
     log_covers, no_changes, seq_of,
@@ -52,28 +51,7 @@ impl PostgresTokenStore {
             // Names our sessions in pg_stat_activity.
             options = options.application_name("fastcore-security");
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .min_connections(0)
-            .idle_timeout(Duration::from_secs(600))
-            .max_lifetime(Duration::from_secs(1800))
-            // An outage must surface as a StoreError quickly (a 503), not
-            // as a request that hangs; the ping before each use drops
-            // connections the server closed, so the pool heals by itself.
-            .acquire_timeout(Duration::from_secs(5))
-            .test_before_acquire(true)
-            .connect_lazy_with(options.clone());
-        // One direct attempt first: the pool would retry a refused or
-        // misconfigured connection until its timeout and then report only
-        // "pool timed out", hiding the driver's reason.
-        let first = tokio::time::timeout(
-            Duration::from_secs(5),
-            <sqlx::postgres::PgConnection as sqlx::Connection>::connect_with(&options),
-        )
-        .await
-        .map_err(|_| StoreError::new("connect", "the server did not answer within 5 s"))?
-        .map_err(|e| StoreError::new("connect", e))?;
-        let _ = sqlx::Connection::close(first).await;
+        let pool = sql::server_pool(options).await?;
         Ok(Self { pool })
     }
 
@@ -107,58 +85,9 @@ impl PostgresTokenStore {
 /// aborted as a deadlock or serialisation failure.
 const ROTATE_RETRIES: u32 = 5;
 
-/// A query over the records with the user's cut-off folded into
-/// `revoked_at` (see the migration `..._rotation_and_cutoffs`), followed by
-/// the given SQL (a `WHERE`...). A macro so the query stays a `&'static str`.
-macro_rules! select_record {
-    ($($tail:literal),+ $(,)?) => {
-        concat!(
-            "SELECT t.jti, t.token_type, t.user_id, t.family_id, t.issued_at, \
-             t.expires_at, t.consumed_at, t.replaced_by, t.session_started_at, t.user_agent, \
-             t.ip, COALESCE(t.revoked_at, \
-             CASE WHEN c.generation > t.generation THEN c.revoked_at END) AS revoked_at \
-             FROM fastcore_tokens t \
-             LEFT JOIN fastcore_user_cutoffs c ON c.user_id = t.user_id ",
-            $($tail),+
-        )
-    };
-}
-
-/// The end of a `WHERE` of an UPDATE of `fastcore_tokens`: the row is not
-/// revoked by its user's cut-off already. What a cut-off revoked counts as
-/// revoked: revoking it again changes nothing and keeps the cut-off's time.
-macro_rules! not_cut_off {
-    () => {
-        " AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
-         WHERE c.user_id = fastcore_tokens.user_id), 0)"
-    };
-}
-
+/// Ids are TEXT here: they decode as they are.
 fn record_from_row(row: &PgRow) -> Result<TokenRecord, sqlx::Error> {
-    let token_type: String = row.try_get("token_type")?;
-    let started_at: Option<i64> = row.try_get("session_started_at")?;
-    Ok(TokenRecord {
-        jti: row.try_get("jti")?,
-        token_type: TokenType::from_str(&token_type).map_err(|_| sqlx::Error::ColumnDecode {
-            index: "token_type".into(),
-            source: "unknown token type".into(),
-        })?,
-        user_id: row.try_get("user_id")?,
-        family_id: row.try_get("family_id")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        consumed_at: row.try_get("consumed_at")?,
-        replaced_by: row.try_get("replaced_by")?,
-        session: match started_at {
-            Some(started_at) => Some(SessionMeta {
-                started_at,
-                user_agent: row.try_get("user_agent")?,
-                ip: row.try_get("ip")?,
-            }),
-            None => None,
-        },
-    })
+    sql::record_from_row(row, sql::as_text)
 }
 
 /// Inserts a record; `generation` is the user's current cut-off generation
@@ -265,7 +194,49 @@ impl PostgresTokenStore {
         let parent = row.as_ref().map(record_from_row).transpose()?;
         Ok(super::classify_unrotated(parent, at))
     }
+
+    /// Revokes a group of tokens (a session's, a user's) in one
+    /// transaction, shared by `revoke_family` and `revoke_user`:
+    /// `update(None)` revokes the group, `update(Some(jtis))` the tokens
+    /// `jtis` of the group, and both return the changed rows'
+    /// `replaced_by`, whose [`successors`] are revoked next until none is
+    /// left. Logs the revocation if it changed anything; returns how many
+    /// rows changed.
+    async fn revoke_chasing<'q>(
+        &self,
+        operation: &'static str,
+        kind: &'static str,
+        subject: &str,
+        at: i64,
+        update: impl Fn(Option<Vec<String>>) -> PgUpdate<'q>,
+    ) -> Result<u64, StoreError> {
+        let err = |e| StoreError::new(operation, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut changed = update(None).fetch_all(&mut *tx).await.map_err(err)?;
+        // See `successors`: the children of tokens a rotation consumed while
+        // this ran, which the UPDATE's snapshot did not contain.
+        let mut count = 0;
+        while let Some(next) = successors(&mut count, changed) {
+            changed = update(Some(next)).fetch_all(&mut *tx).await.map_err(err)?;
+        }
+        if count > 0 {
+            log_revocation(&mut tx, kind, subject, at)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(count)
+    }
 }
+
+/// A revoking UPDATE of [`PostgresTokenStore::revoke_chasing`]: it returns
+/// the changed rows' `replaced_by`.
+type PgUpdate<'q> = sqlx::query::QueryScalar<
+    'q,
+    sqlx::Postgres,
+    Option<String>,
+    <sqlx::Postgres as sqlx::Database>::Arguments,
+>;
 
 #[async_trait]
 impl TokenStore for PostgresTokenStore {
@@ -319,16 +290,11 @@ impl TokenStore for PostgresTokenStore {
         child: &TokenRecord,
         at: i64,
     ) -> Result<Rotation, StoreError> {
-        let mut retries = 0;
-        loop {
-            match self.try_rotate(parent_jti, child, at).await {
-                Err(e) if retries < ROTATE_RETRIES && is_retryable(&e) => {
-                    retries += 1;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(retries))).await;
-                }
-                done => return done.map_err(|e| StoreError::new("rotate", e)),
-            }
-        }
+        sql::retry(ROTATE_RETRIES, is_retryable, || {
+            self.try_rotate(parent_jti, child, at)
+        })
+        .await
+        .map_err(|e| StoreError::new("rotate", e))
     }
 
     async fn cut_off_user(&self, user_id: &str, at: i64) -> Result<(), StoreError> {
@@ -354,43 +320,32 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        let err = |e| StoreError::new("revoke_family", e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut changed: Vec<Option<String>> = sqlx::query_scalar(concat!(
-            "UPDATE fastcore_tokens SET revoked_at = $1 \
-             WHERE family_id = $2 AND revoked_at IS NULL",
-            not_cut_off!(),
-            " RETURNING replaced_by"
-        ))
-        .bind(at)
-        .bind(family_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(err)?;
-        // See `successors`: the children of tokens a rotation consumed while
-        // this ran, which the UPDATE's snapshot did not contain.
-        let mut count = 0;
-        while let Some(next) = successors(&mut count, changed) {
-            changed = sqlx::query_scalar(concat!(
-                "UPDATE fastcore_tokens SET revoked_at = $1 \
+        self.revoke_chasing(
+            "revoke_family",
+            "family",
+            family_id,
+            at,
+            |next| match next {
+                None => sqlx::query_scalar(concat!(
+                    "UPDATE fastcore_tokens SET revoked_at = $1 \
+                 WHERE family_id = $2 AND revoked_at IS NULL",
+                    not_cut_off!(),
+                    " RETURNING replaced_by"
+                ))
+                .bind(at)
+                .bind(family_id),
+                Some(next) => sqlx::query_scalar(concat!(
+                    "UPDATE fastcore_tokens SET revoked_at = $1 \
                  WHERE jti = ANY($3) AND family_id = $2 AND revoked_at IS NULL",
-                not_cut_off!(),
-                " RETURNING replaced_by"
-            ))
-            .bind(at)
-            .bind(family_id)
-            .bind(next)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?;
-        }
-        if count > 0 {
-            log_revocation(&mut tx, "family", family_id, at)
-                .await
-                .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(count)
+                    not_cut_off!(),
+                    " RETURNING replaced_by"
+                ))
+                .bind(at)
+                .bind(family_id)
+                .bind(next),
+            },
+        )
+        .await
     }
 
     async fn revoke_user(
@@ -399,24 +354,18 @@ impl TokenStore for PostgresTokenStore {
         except_family: Option<&str>,
         at: i64,
     ) -> Result<u64, StoreError> {
-        let err = |e| StoreError::new("revoke_user", e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        let mut changed: Vec<Option<String>> = sqlx::query_scalar(concat!(
-            "UPDATE fastcore_tokens SET revoked_at = $1 \
-             WHERE user_id = $2 AND revoked_at IS NULL \
-             AND ($3::text IS NULL OR family_id IS NULL OR family_id <> $3)",
-            not_cut_off!(),
-            " RETURNING replaced_by"
-        ))
-        .bind(at)
-        .bind(user_id)
-        .bind(except_family)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(err)?;
-        let mut count = 0;
-        while let Some(next) = successors(&mut count, changed) {
-            changed = sqlx::query_scalar(concat!(
+        self.revoke_chasing("revoke_user", "user", user_id, at, |next| match next {
+            None => sqlx::query_scalar(concat!(
+                "UPDATE fastcore_tokens SET revoked_at = $1 \
+                 WHERE user_id = $2 AND revoked_at IS NULL \
+                 AND ($3::text IS NULL OR family_id IS NULL OR family_id <> $3)",
+                not_cut_off!(),
+                " RETURNING replaced_by"
+            ))
+            .bind(at)
+            .bind(user_id)
+            .bind(except_family),
+            Some(next) => sqlx::query_scalar(concat!(
                 "UPDATE fastcore_tokens SET revoked_at = $1 \
                  WHERE jti = ANY($4) AND user_id = $2 AND revoked_at IS NULL \
                  AND ($3::text IS NULL OR family_id IS NULL OR family_id <> $3)",
@@ -426,18 +375,9 @@ impl TokenStore for PostgresTokenStore {
             .bind(at)
             .bind(user_id)
             .bind(except_family)
-            .bind(next)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(err)?;
-        }
-        if count > 0 {
-            log_revocation(&mut tx, "user", user_id, at)
-                .await
-                .map_err(err)?;
-        }
-        tx.commit().await.map_err(err)?;
-        Ok(count)
+            .bind(next),
+        })
+        .await
     }
 
     async fn list_live(&self, user_id: &str, now: i64) -> Result<Vec<TokenRecord>, StoreError> {

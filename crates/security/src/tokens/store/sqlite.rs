@@ -9,11 +9,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection as _, Row, SqliteConnection, migrate::Migrator};
+use sqlx::{Connection as _, SqliteConnection, migrate::Migrator};
 
-use super::{MIGRATIONS_TABLE, Rotation, SessionMeta, TokenRecord, TokenStore};
+use super::sql::{self, not_cut_off, select_record};
+use super::{MIGRATIONS_TABLE, Rotation, TokenRecord, TokenStore};
 use crate::error::{Error, Result, StoreError};
-use crate::tokens::claims::TokenType;
 use crate::tokens::feed::{
     LOG_RETENTION_SECS, RevocationBatch, RevocationFeed, batch, cursor_of, expiring_after,
     log_covers, no_changes, seq_of,
@@ -259,48 +259,9 @@ fn is_busy(err: &sqlx::Error) -> bool {
     }
 }
 
-/// A query over the records with the user's cut-off folded into
-/// `revoked_at` (see the migration `..._rotation_and_cutoffs`), followed by
-/// the given SQL (a `WHERE`...). A macro so the query stays a `&'static str`.
-macro_rules! select_record {
-    ($($tail:literal),+ $(,)?) => {
-        concat!(
-            "SELECT t.jti, t.token_type, t.user_id, t.family_id, t.issued_at, \
-             t.expires_at, t.consumed_at, t.replaced_by, t.session_started_at, t.user_agent, \
-             t.ip, COALESCE(t.revoked_at, \
-             CASE WHEN c.generation > t.generation THEN c.revoked_at END) AS revoked_at \
-             FROM fastcore_tokens t \
-             LEFT JOIN fastcore_user_cutoffs c ON c.user_id = t.user_id ",
-            $($tail),+
-        )
-    };
-}
-
+/// Ids are TEXT here: they decode as they are.
 fn record_from_row(row: &SqliteRow) -> Result<TokenRecord, sqlx::Error> {
-    let token_type: String = row.try_get("token_type")?;
-    let started_at: Option<i64> = row.try_get("session_started_at")?;
-    Ok(TokenRecord {
-        jti: row.try_get("jti")?,
-        token_type: TokenType::from_str(&token_type).map_err(|_| sqlx::Error::ColumnDecode {
-            index: "token_type".into(),
-            source: "unknown token type".into(),
-        })?,
-        user_id: row.try_get("user_id")?,
-        family_id: row.try_get("family_id")?,
-        issued_at: row.try_get("issued_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        consumed_at: row.try_get("consumed_at")?,
-        replaced_by: row.try_get("replaced_by")?,
-        session: match started_at {
-            Some(started_at) => Some(SessionMeta {
-                started_at,
-                user_agent: row.try_get("user_agent")?,
-                ip: row.try_get("ip")?,
-            }),
-            None => None,
-        },
-    })
+    sql::record_from_row(row, sql::as_text)
 }
 
 /// Inserts a record; `generation` is the user's current cut-off
@@ -365,11 +326,10 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn revoke(&self, jti: &str, at: i64) -> Result<bool, StoreError> {
-        let update = sqlx::query(
-            "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL \
-             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
-                 WHERE c.user_id = fastcore_tokens.user_id), 0)",
-        )
+        let update = sqlx::query(concat!(
+            "UPDATE fastcore_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
+            not_cut_off!()
+        ))
         .bind(at)
         .bind(jti);
         let changed = self
@@ -390,14 +350,13 @@ impl TokenStore for SqliteTokenStore {
         // The conditional update is the first statement, so the transaction
         // takes SQLite's write lock at once; of concurrent rotations exactly
         // one finds the parent unconsumed.
-        let won: Option<i64> = sqlx::query_scalar(
+        let won: Option<i64> = sqlx::query_scalar(concat!(
             "UPDATE fastcore_tokens SET consumed_at = ?, replaced_by = ? \
              WHERE jti = ? AND token_type = 'refresh' AND consumed_at IS NULL \
-             AND revoked_at IS NULL AND expires_at > ? \
-             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
-                 WHERE c.user_id = fastcore_tokens.user_id), 0) \
-             RETURNING generation",
-        )
+             AND revoked_at IS NULL AND expires_at > ?",
+            not_cut_off!(),
+            " RETURNING generation"
+        ))
         .bind(at)
         .bind(&child.jti)
         .bind(parent_jti)
@@ -437,12 +396,11 @@ impl TokenStore for SqliteTokenStore {
     }
 
     async fn revoke_family(&self, family_id: &str, at: i64) -> Result<u64, StoreError> {
-        let update = sqlx::query(
+        let update = sqlx::query(concat!(
             "UPDATE fastcore_tokens SET revoked_at = ? \
-             WHERE family_id = ? AND revoked_at IS NULL \
-             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
-                 WHERE c.user_id = fastcore_tokens.user_id), 0)",
-        )
+             WHERE family_id = ? AND revoked_at IS NULL",
+            not_cut_off!()
+        ))
         .bind(at)
         .bind(family_id);
         self.logged(update, "family", family_id, at)
@@ -456,13 +414,12 @@ impl TokenStore for SqliteTokenStore {
         except_family: Option<&str>,
         at: i64,
     ) -> Result<u64, StoreError> {
-        let update = sqlx::query(
+        let update = sqlx::query(concat!(
             "UPDATE fastcore_tokens SET revoked_at = ? \
              WHERE user_id = ? AND revoked_at IS NULL \
-             AND (? IS NULL OR family_id IS NULL OR family_id <> ?) \
-             AND generation >= COALESCE((SELECT c.generation FROM fastcore_user_cutoffs c \
-                 WHERE c.user_id = fastcore_tokens.user_id), 0)",
-        )
+             AND (? IS NULL OR family_id IS NULL OR family_id <> ?)",
+            not_cut_off!()
+        ))
         .bind(at)
         .bind(user_id)
         .bind(except_family)
