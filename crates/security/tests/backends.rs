@@ -369,6 +369,25 @@ mod postgres {
             .await;
     }
 
+    /// The health check reads the token table: a server that answers but
+    /// has lost the table (dropped, an empty database restored in its
+    /// place) fails every request, so it is not healthy either.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn health_needs_the_token_table() {
+        let Some(db) = databases::postgres().await else {
+            return;
+        };
+        let security = security_on(db.url()).await;
+        assert!(get_security_status(Some(&security)).await.healthy());
+        let store = PostgresTokenStore::connect(db.url()).await.unwrap();
+        sqlx::raw_sql("DROP TABLE fastcore_tokens CASCADE")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let status = get_security_status(Some(&security)).await;
+        assert!(!status.healthy(), "{status:?}");
+    }
+
     /// The migrations are recorded in the library's own table (not the
     /// application's `_sqlx_migrations`), once, however often they run;
     /// `from_pool` works on an application's pool.
@@ -443,6 +462,23 @@ mod mysql {
             return;
         };
         scenario::outage_and_recovery(db.url(), mysql_server(db.url())).await;
+    }
+
+    /// The health check reads the token table (see the PostgreSQL test).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn health_needs_the_token_table() {
+        let Some(db) = databases::mysql().await else {
+            return;
+        };
+        let security = security_on(db.url()).await;
+        assert!(get_security_status(Some(&security)).await.healthy());
+        let store = MySqlTokenStore::connect(db.url()).await.unwrap();
+        sqlx::raw_sql("SET FOREIGN_KEY_CHECKS = 0; DROP TABLE fastcore_tokens")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let status = get_security_status(Some(&security)).await;
+        assert!(!status.healthy(), "{status:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

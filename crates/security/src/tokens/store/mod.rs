@@ -213,7 +213,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// to delete: only records still within its grace period.
     async fn purge_expired(&self, before: i64, batch: u32) -> Result<u64, StoreError>;
 
-    /// Checks that the store answers.
+    /// Checks that the store answers, with a read of where the records
+    /// live (the SQL stores read their tokens table), so that a server that
+    /// answers but could not serve a request is not reported healthy.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// The [`LoginThrottle`] that keeps its counts in this store, so that

@@ -425,7 +425,10 @@ impl TokenStore for PostgresTokenStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
+        // The table, not `SELECT 1`: a server that answers without it (a
+        // dropped table, an empty database restored in its place, revoked
+        // grants) fails every request.
+        sqlx::query("SELECT 1 FROM fastcore_tokens LIMIT 1")
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::new("ping", e))?;
