@@ -147,3 +147,27 @@ async fn a_floor_shorter_than_the_work_is_reported_once() {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
     }
 }
+
+/// The store's queries write no SQL to the log, at any level (sqlx logs
+/// every statement at `debug` and slow ones at `warn` unless told not to).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "current_thread")]
+async fn store_queries_write_no_sql_to_the_log() {
+    let Some(db) = common::databases::postgres().await else {
+        return;
+    };
+    let (buffer, _guard) = capture_logs();
+    let store = fastcore_security::connect_store(db.url()).await.unwrap();
+    let security =
+        fastcore_security::Security::new(config_builder().build().unwrap(), store).unwrap();
+    let pair = security.create_token_pair("ada", None).await.unwrap();
+    security
+        .validate_token(&pair.access_token, None)
+        .await
+        .unwrap();
+    security.revoke_token(&pair.access_token).await.unwrap();
+    let log = buffer.text();
+    for sql in ["fastcore_tokens", "SELECT", "INSERT", "UPDATE"] {
+        assert!(!log.contains(sql), "the log holds SQL ({sql}):\n{log}");
+    }
+}

@@ -131,11 +131,14 @@ where
 /// only "pool timed out", hiding the driver's reason.
 ///
 /// Fails if the server does not answer within 5 seconds. The pool
-/// reconnects by itself after an outage.
+/// reconnects by itself after an outage. Its connections log no SQL, not
+/// even slow statements at `warn`: the log says what happened, never our
+/// queries.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(super) async fn server_pool<DB: sqlx::Database>(
     options: <DB::Connection as sqlx::Connection>::Options,
 ) -> Result<sqlx::Pool<DB>, StoreError> {
+    let options = sqlx::ConnectOptions::disable_statement_logging(options);
     let pool = sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(10)
         .min_connections(0)

@@ -9,7 +9,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Connection as _, SqliteConnection, migrate::Migrator};
+use sqlx::{ConnectOptions as _, Connection as _, SqliteConnection, migrate::Migrator};
 
 use super::sql::{self, not_cut_off, select_record};
 use super::{MIGRATIONS_TABLE, Rotation, TokenRecord, TokenStore};
@@ -47,7 +47,10 @@ impl SqliteTokenStore {
             .map_err(|e| Error::Config(format!("DATABASE_URL is not a valid SQLite URL: {e}")))?
             .create_if_missing(false)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // No statement in the log, even at debug (slow ones at warn
+            // included): the log says what happened, never our SQL.
+            .disable_statement_logging();
         let options = if in_memory {
             options
         } else {
