@@ -17,6 +17,7 @@
 //! | `LOGIN_MAX_FAILURES_PER_ACCOUNT` | failed logins one account may have per throttle window before further attempts get 429 (0 disables) | 5 |
 //! | `LOGIN_MAX_FAILURES_PER_ADDRESS` | failed logins one client address (an IPv6 /64) may have per throttle window, over all accounts (0 disables) | 20 |
 //! | `LOGIN_THROTTLE_WINDOW_SECONDS` | the throttle window, from the first counted attempt (1 to 86400) | 900 |
+//! | `LOGIN_THROTTLE_SECRET` | the secret the throttle's keys of usernames and addresses are keyed with (at least 32 bytes; the same on every instance) | derived from `JWT_SECRET_KEY`; none with `JWT_KEYS_FILE` |
 //! | `JWT_VALIDATION_MODE` | `strict` (a store read per request) or `synced` (an in-memory revocation view kept current by the store's change feed; see [`ValidationMode`]) | `strict` |
 //! | `JWT_SYNC_INTERVAL_MS` | synced mode: how often the change feed is polled (or, with PostgreSQL and Redis, checked besides its signals), 10 to 60000 | 250 |
 //! | `LOGIN_FAILURE_FLOOR_MS` | the least time a failed login takes, in milliseconds, so that failures of every kind take the same time (0 to 10000; 0 disables) | 500 |
@@ -30,11 +31,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hmac::{Hmac, KeyInit as _, Mac as _};
 use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
 
 use crate::error::{Error, Result};
 use crate::password::PasswordPolicy;
+use crate::throttle::ThrottleKeys;
 use crate::tokens::keys::{KeySet, min_hmac_bytes};
 
 /// Where the process runs. Only `Production` changes behaviour: it forbids
@@ -148,6 +152,7 @@ pub struct SecurityConfig {
     pub(crate) login_max_failures_per_account: u32,
     pub(crate) login_max_failures_per_address: u32,
     pub(crate) login_throttle_window: Duration,
+    pub(crate) login_throttle_secret: Option<SecretString>,
     pub(crate) validation_mode: ValidationMode,
     pub(crate) sync_interval: Duration,
     pub(crate) login_failure_floor: Duration,
@@ -184,6 +189,10 @@ impl std::fmt::Debug for SecurityConfig {
                 &self.login_max_failures_per_address,
             )
             .field("login_throttle_window", &self.login_throttle_window)
+            .field(
+                "login_throttle_secret",
+                &self.login_throttle_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("validation_mode", &self.validation_mode)
             .field("sync_interval", &self.sync_interval)
             .field("login_failure_floor", &self.login_failure_floor)
@@ -289,6 +298,9 @@ impl SecurityConfig {
                 MAX_THROTTLE_WINDOW_SECS,
             )?;
             b = b.login_throttle_window(Duration::from_secs(secs));
+        }
+        if let Some(v) = get("LOGIN_THROTTLE_SECRET") {
+            b = b.login_throttle_secret(v);
         }
         if let Some(v) = get("JWT_VALIDATION_MODE") {
             b = b.validation_mode(v.parse()?);
@@ -413,6 +425,23 @@ impl SecurityConfig {
     pub fn login_throttle_window(&self) -> Duration {
         self.login_throttle_window
     }
+    /// What the login throttle's keys are keyed with: see
+    /// [`SecurityConfigBuilder::login_throttle_secret`].
+    pub fn login_throttle_keys(&self) -> ThrottleKeys {
+        // A key of its own, not the signing secret itself: a secret serves
+        // one purpose.
+        let derive = |secret: &[u8]| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
+            mac.update(b"fastcore-security login throttle key");
+            Some(ThrottleKeys::with_secret(&mac.finalize().into_bytes()))
+        };
+        let keyed = match (&self.login_throttle_secret, &self.keys) {
+            (Some(secret), _) => derive(secret.expose_secret().as_bytes()),
+            (None, None) => derive(self.secret_bytes()),
+            (None, Some(_)) => None,
+        };
+        keyed.unwrap_or_else(ThrottleKeys::unkeyed)
+    }
     /// How access tokens are checked after their signature: in the store
     /// on every request, or against the synced in-memory view.
     pub fn validation_mode(&self) -> ValidationMode {
@@ -475,6 +504,7 @@ pub struct SecurityConfigBuilder {
     login_max_failures_per_account: Option<u32>,
     login_max_failures_per_address: Option<u32>,
     login_throttle_window: Option<Duration>,
+    login_throttle_secret: Option<SecretString>,
     validation_mode: ValidationMode,
     sync_interval: Option<Duration>,
     login_failure_floor: Option<Duration>,
@@ -644,6 +674,21 @@ impl SecurityConfigBuilder {
         self.login_throttle_window = Some(window);
         self
     }
+    /// The secret the login throttle keys usernames and client addresses
+    /// with (`LOGIN_THROTTLE_SECRET`; at least 32 bytes, the same on every
+    /// instance that shares the counts), so the keys in the throttle's
+    /// table and in log lines tell nothing to whoever reads them without
+    /// it (see [`ThrottleKeys`]).
+    ///
+    /// Unset, the keys are keyed with a secret derived from the signing
+    /// secret ([`secret`](Self::secret)); with a key file there is no
+    /// single secret to derive from, and the keys are unkeyed: set this
+    /// then. Changing it (or the signing secret it is derived from)
+    /// starts every count over.
+    pub fn login_throttle_secret(mut self, secret: impl Into<String>) -> Self {
+        self.login_throttle_secret = Some(SecretString::from(secret.into()));
+        self
+    }
     /// How access tokens are checked after their signature (default
     /// [`ValidationMode::Strict`]; `JWT_VALIDATION_MODE`).
     pub fn validation_mode(mut self, mode: ValidationMode) -> Self {
@@ -765,7 +810,7 @@ impl SecurityConfigBuilder {
 
     /// The checks and the configuration common to both kinds of keys.
     fn build_with(
-        self,
+        mut self,
         secret: SecretString,
         algorithm: Algorithm,
         keys: Option<Arc<KeySet>>,
@@ -839,6 +884,17 @@ impl SecurityConfigBuilder {
             ));
         }
         let login_throttle_window = Duration::from_secs(window_secs);
+        let login_throttle_secret = self.login_throttle_secret.take();
+        if let Some(secret) = &login_throttle_secret {
+            let len = secret.expose_secret().len();
+            if len < MIN_THROTTLE_SECRET_BYTES {
+                return Err(Error::config(format!(
+                    "LOGIN_THROTTLE_SECRET is {len} bytes long; it needs at least \
+                     {MIN_THROTTLE_SECRET_BYTES} random bytes (for example the output of \
+                     `openssl rand -base64 32`)"
+                )));
+            }
+        }
         let sync_interval = self.sync_interval.unwrap_or(Duration::from_millis(250));
         if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&sync_interval) {
             return Err(Error::config(
@@ -880,6 +936,7 @@ impl SecurityConfigBuilder {
             login_max_failures_per_account,
             login_max_failures_per_address,
             login_throttle_window,
+            login_throttle_secret,
             validation_mode: self.validation_mode,
             sync_interval,
             login_failure_floor,
@@ -913,6 +970,8 @@ fn parse_algorithm(value: &str) -> Result<Algorithm> {
 const MAX_LOGIN_FAILURES: u32 = 1_000_000;
 /// The longest login throttle window: a day.
 const MAX_THROTTLE_WINDOW_SECS: u64 = 86_400;
+/// The shortest `LOGIN_THROTTLE_SECRET`: 256 bits, as for HS256.
+const MIN_THROTTLE_SECRET_BYTES: usize = 32;
 /// The default failed-login floor: above a bcrypt cost-12 verification
 /// (about 250 ms) on common hardware.
 const DEFAULT_LOGIN_FAILURE_FLOOR: Duration = Duration::from_millis(500);

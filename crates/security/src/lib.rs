@@ -244,7 +244,9 @@ pub use metrics::SecurityMetrics;
 pub use password::{
     PasswordHasher, PasswordPolicy, PasswordVerification, get_password_hash, verify_password,
 };
-pub use throttle::{LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, ThrottleWindow};
+pub use throttle::{
+    LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, ThrottleKeys, ThrottleWindow,
+};
 pub use tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 pub use tokens::feed::{Revocation, RevocationBatch, RevocationFeed};
 pub use tokens::jwt::JwtCodec;

@@ -59,7 +59,7 @@ pub trait UserAuthentication: Send + Sync + 'static {
     }
 
     /// The name the login throttle counts a login's failures under, from
-    /// the username as sent. [`ThrottleKey::account`](crate::ThrottleKey::account)
+    /// the username as sent. [`ThrottleKeys::account`](crate::ThrottleKeys::account)
     /// then normalises it (Unicode NFKC, lowercase) and hashes it. The
     /// default is the username as sent; override it when your login
     /// treats more names as one account than that (e-mail aliases such as

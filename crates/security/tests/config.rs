@@ -368,3 +368,97 @@ async fn the_password_policy_comes_from_the_environment_and_hashes_new_passwords
     );
     assert!(msg.contains("floor"), "{msg}");
 }
+
+/// The throttle's keys of usernames and addresses are keyed: with
+/// `LOGIN_THROTTLE_SECRET`, else with a key derived from `JWT_SECRET_KEY`;
+/// with a key set and no throttle secret there is nothing shared to key
+/// them with. Instances agree exactly when their secrets do.
+#[test]
+fn login_throttle_keys_are_keyed_with_a_shared_secret() {
+    use fastcore_security::{KeySet, SigningKey, ThrottleKey};
+
+    let from_env = |pairs: &[(&str, &str)]| {
+        SecurityConfig::builder_from_lookup(lookup(pairs))
+            .unwrap()
+            .build()
+            .unwrap()
+            .login_throttle_keys()
+    };
+    let other_secret = "another-secret-that-is-at-least-32-bytes-long";
+    let throttle_secret = "a-throttle-secret-of-at-least-32-bytes!!";
+
+    // Derived from the signing secret: the same secret, the same keys.
+    let derived = from_env(&[("JWT_SECRET_KEY", TEST_SECRET)]);
+    assert!(derived.is_keyed());
+    assert_ne!(derived.account("ada"), ThrottleKey::account("ada"));
+    let ip = "192.0.2.7".parse().unwrap();
+    assert_ne!(derived.address(ip), ThrottleKey::address(ip));
+    assert_eq!(
+        derived.account("ada"),
+        from_env(&[("JWT_SECRET_KEY", TEST_SECRET)]).account("ADA")
+    );
+    assert_ne!(
+        derived.account("ada"),
+        from_env(&[("JWT_SECRET_KEY", other_secret)]).account("ada")
+    );
+
+    // LOGIN_THROTTLE_SECRET wins over the signing secret.
+    let explicit = from_env(&[
+        ("JWT_SECRET_KEY", TEST_SECRET),
+        ("LOGIN_THROTTLE_SECRET", throttle_secret),
+    ]);
+    assert_ne!(explicit.account("ada"), derived.account("ada"));
+    assert_eq!(
+        explicit.account("ada"),
+        from_env(&[
+            ("JWT_SECRET_KEY", other_secret),
+            ("LOGIN_THROTTLE_SECRET", throttle_secret),
+        ])
+        .account("ada")
+    );
+
+    // A key set: unkeyed unless a throttle secret is given.
+    let keys = || {
+        KeySet::new(vec![
+            SigningKey::hmac(Some("k1".into()), Algorithm::HS256, TEST_SECRET.as_bytes()).unwrap(),
+        ])
+        .unwrap()
+    };
+    let with_keys = SecurityConfig::builder().key_set(keys()).build().unwrap();
+    assert!(!with_keys.login_throttle_keys().is_keyed());
+    assert_eq!(
+        with_keys.login_throttle_keys().account("ada"),
+        ThrottleKey::account("ada")
+    );
+    let with_keys = SecurityConfig::builder()
+        .key_set(keys())
+        .login_throttle_secret(throttle_secret)
+        .build()
+        .unwrap();
+    assert_eq!(
+        with_keys.login_throttle_keys().account("ada"),
+        explicit.account("ada")
+    );
+}
+
+#[test]
+fn a_short_login_throttle_secret_is_refused_without_echoing_it() {
+    let short = "short-throttle-secret";
+    let msg = config_error(
+        SecurityConfig::builder_from_lookup(lookup(&[
+            ("JWT_SECRET_KEY", TEST_SECRET),
+            ("LOGIN_THROTTLE_SECRET", short),
+        ]))
+        .unwrap()
+        .build(),
+    );
+    assert!(msg.contains("LOGIN_THROTTLE_SECRET"), "{msg}");
+    assert!(msg.contains("at least 32"), "{msg}");
+    assert!(!msg.contains(short), "{msg}");
+    let config = config_builder()
+        .login_throttle_secret("a-throttle-secret-of-at-least-32-bytes!!")
+        .build()
+        .unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("a-throttle-secret"), "{debug}");
+}

@@ -28,8 +28,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use common::*;
 use fastcore_security::{
-    AuthState, ClientIp, Credentials, Security, SecurityConfig, SqliteTokenStore, TokenStore,
-    UserAuthentication, auth_router,
+    AuthState, ClientIp, Credentials, Security, SecurityConfig, SqliteTokenStore, ThrottleKey,
+    TokenStore, UserAuthentication, auth_router,
 };
 use serde_json::Value;
 
@@ -624,6 +624,43 @@ async fn sqlite_instances_share_the_counts() {
     let a = fastcore_security::connect_store(&url).await.unwrap();
     let b = fastcore_security::connect_store(&url).await.unwrap();
     instances_share_the_counts(a, b).await;
+}
+
+/// The shared store holds the keyed keys, never the unkeyed hashes anyone
+/// could compute from a guessed name or address.
+#[tokio::test]
+async fn the_shared_store_counts_under_keyed_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fastcore_security::connect_store(&sqlite_url(&dir))
+        .await
+        .unwrap();
+    let security = Security::new(limits(3, 5, WINDOW), Arc::clone(&store)).unwrap();
+    let app = app_on(security.clone());
+    assert_status(
+        &login(&app, IP, "ada", WRONG).await,
+        StatusCode::UNAUTHORIZED,
+    );
+    assert_status(
+        &login(&app, IP, "ada", WRONG).await,
+        StatusCode::UNAUTHORIZED,
+    );
+
+    let throttle = store.login_throttle().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let keys = security.throttle_keys();
+    let ip: IpAddr = IP.parse().unwrap();
+    for (key, before) in [
+        (keys.account("ada"), 2),
+        (keys.address(ip), 2),
+        (ThrottleKey::account("ada"), 0),
+        (ThrottleKey::address(ip), 0),
+    ] {
+        let window = throttle.hit(&key, 900, now).await.unwrap();
+        assert_eq!(window.attempts, before + 1, "{key}");
+    }
 }
 
 #[cfg(feature = "postgres")]

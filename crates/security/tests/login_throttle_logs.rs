@@ -64,7 +64,8 @@ async fn failed_logins_log_a_hash_never_the_username() {
         .build()
         .unwrap();
     let directory = TestDirectory::default();
-    let router = auth_router(auth_state(memory_security_with(config), &directory));
+    let security = memory_security_with(config);
+    let router = auth_router(auth_state(security.clone(), &directory));
     let ip = "192.0.2.10";
     let login = |name: &str| {
         let mut request = post_form(
@@ -91,8 +92,24 @@ async fn failed_logins_log_a_hash_never_the_username() {
     assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
 
     let log = buffer.text();
-    let key = ThrottleKey::account(name);
-    assert!(log.contains(key.as_str()), "{log}");
+    // The keys in the log are keyed: without the secret, a guessed name
+    // or address cannot be confirmed against them.
+    let keys = security.throttle_keys();
+    assert!(keys.is_keyed());
+    assert!(log.contains(keys.account(name).as_str()), "{log}");
+    assert!(
+        log.contains(keys.address(ip.parse().unwrap()).as_str()),
+        "{log}"
+    );
+    for unkeyed in [
+        ThrottleKey::account(name),
+        ThrottleKey::address(ip.parse().unwrap()),
+    ] {
+        assert!(
+            !log.contains(unkeyed.as_str()),
+            "{unkeyed} in the log:\n{log}"
+        );
+    }
     assert!(log.contains("login throttle engaged"), "{log}");
     assert!(log.contains("too many failed attempts"), "{log}");
     // Letters, not digits: a timestamp in the log may hold any digits.
@@ -119,7 +136,8 @@ async fn a_floor_shorter_than_the_work_is_reported_once() {
         .login_failure_floor(Duration::from_millis(1))
         .build()
         .unwrap();
-    let router = auth_router(auth_state(memory_security_with(config), &directory));
+    let security = memory_security_with(config);
+    let router = auth_router(auth_state(security.clone(), &directory));
     for _ in 0..3 {
         let request = post_form(
             "/auth/login",

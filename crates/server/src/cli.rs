@@ -102,6 +102,8 @@ Environment variables (a flag of the same setting overrides its variable):
   LOGIN_MAX_FAILURES_PER_ACCOUNT   failed logins per account and window (default 5; 0 = off)
   LOGIN_MAX_FAILURES_PER_ADDRESS   failed logins per address and window (default 20; 0 = off)
   LOGIN_THROTTLE_WINDOW_SECONDS    the throttle window, 1-86400 (default 900)
+  LOGIN_THROTTLE_SECRET            keys the throttle's hashes of names and addresses
+                                   (32+ bytes; default: derived from JWT_SECRET_KEY)
   LOGIN_FAILURE_FLOOR_MS           least time a failed login takes, 0-10000 (default 500)
   PASSWORD_ARGON2_MEMORY_KIB       argon2id memory of new hashes (19456-262144, default 19456)
   PASSWORD_ARGON2_ITERATIONS       argon2id iterations (2-16, default 2)

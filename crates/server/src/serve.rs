@@ -203,6 +203,7 @@ pub async fn serve(
         max_failures_per_account = config.login_max_failures_per_account(),
         max_failures_per_address = config.login_max_failures_per_address(),
         window_s = config.login_throttle_window().as_secs(),
+        keyed = security.throttle_keys().is_keyed(),
         failure_floor_ms =
             u64::try_from(config.login_failure_floor().as_millis()).unwrap_or(u64::MAX),
         "login throttle"

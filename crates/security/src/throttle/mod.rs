@@ -77,23 +77,23 @@
 //! lets attempts through uncounted.
 //!
 //! Names are hashed into [`ThrottleKey`]s: usernames and addresses never
-//! reach the store or the logs. The hash is unkeyed (every instance must
-//! compute the same key), so a key is a pseudonym, not a secret: a guessed
-//! username can be confirmed against it and an IPv4 address found by trying
-//! them all. Treat logs and the throttle table as personal data.
+//! reach the store or the logs. The hash is keyed with a secret every
+//! instance shares ([`ThrottleKeys`]), so the keys in the throttle table
+//! and the log tell nothing to whoever reads them without it; with a key
+//! file and no `LOGIN_THROTTLE_SECRET` the hash is unkeyed, and a key is
+//! then only a pseudonym (a guessed username can be confirmed against it).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
-use unicode_normalization::UnicodeNormalization as _;
 
 use crate::error::StoreError;
 use crate::metrics::{LoginOutcome, Recorder};
 
 mod inflight;
+mod key;
 mod memory;
 #[cfg(feature = "mysql")]
 pub(crate) mod mysql;
@@ -107,94 +107,10 @@ mod timeout;
 mod turns;
 
 pub(crate) use inflight::InFlight;
+pub use key::{ThrottleKey, ThrottleKeys};
 pub use memory::MemoryLoginThrottle;
 pub(crate) use timeout::TimeoutThrottle;
 pub(crate) use turns::{Turn, Turns};
-
-/// What a login throttle counts under: a hash of an account name or of a
-/// client address, never the name or the address itself.
-///
-/// The text is ASCII, at most [`MAX_LEN`](Self::MAX_LEN) bytes: a kind
-/// (`acct:` or `addr:`) and 22 base64url characters (128 bits of SHA-256),
-/// safe in a Redis key name, a SQL column and a log line.
-///
-/// ```
-/// use fastcore_security::ThrottleKey;
-///
-/// // Account names are compared as the built-in users compare them:
-/// // Unicode NFKC, then lowercase.
-/// assert_eq!(ThrottleKey::account("Zoë"), ThrottleKey::account("ZOE\u{308}"));
-/// assert_ne!(ThrottleKey::account("zoe"), ThrottleKey::account("zoë"));
-/// assert!(ThrottleKey::account("ada").as_str().starts_with("acct:"));
-///
-/// // An IPv6 client is counted by its /64 network (what one host usually has).
-/// let a = ThrottleKey::address("2001:db8::1".parse().unwrap());
-/// let b = ThrottleKey::address("2001:db8::ffff:2".parse().unwrap());
-/// assert_eq!(a, b);
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ThrottleKey(String);
-
-impl ThrottleKey {
-    /// The longest key, in bytes.
-    pub const MAX_LEN: usize = 32;
-
-    /// The key of an account name. The name is normalised first (Unicode
-    /// NFKC, lowercase, NFKC again), so names a case-insensitive login
-    /// treats as one share one count; to count coarser (e-mail aliases,
-    /// say), implement
-    /// [`UserAuthentication::login_throttle_name`](crate::UserAuthentication::login_throttle_name).
-    pub fn account(name: &str) -> Self {
-        let lower = name.nfkc().collect::<String>().to_lowercase();
-        let normalised: String = lower.nfkc().collect();
-        Self::hashed("acct:", normalised.as_bytes())
-    }
-
-    /// The key of a client address: an IPv4 address (also when written as
-    /// an IPv4-mapped IPv6 address) as is, an IPv6 address by its /64
-    /// prefix, since one host or home usually has a whole /64.
-    pub fn address(ip: IpAddr) -> Self {
-        let ip = match ip {
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => IpAddr::V6(v6),
-            },
-            v4 => v4,
-        };
-        match ip {
-            IpAddr::V4(v4) => Self::hashed("addr:", &v4.octets()),
-            IpAddr::V6(v6) => Self::hashed("addr:", &v6.octets()[..8]),
-        }
-    }
-
-    fn hashed(kind: &str, value: &[u8]) -> Self {
-        use base64::Engine as _;
-        let mut hasher = Sha256::new();
-        hasher.update(b"fastcore-security login throttle\0");
-        hasher.update(kind.as_bytes());
-        hasher.update(value);
-        let digest = hasher.finalize();
-        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
-        Self(format!("{kind}{text}"))
-    }
-
-    /// The key as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ThrottleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ThrottleKey({})", self.0)
-    }
-}
-
-impl std::fmt::Display for ThrottleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// A key's current window, as [`LoginThrottle::hit`] leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,6 +371,7 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_millis(200);
 pub(crate) async fn begin(
     throttle: &Arc<dyn LoginThrottle>,
     inflight: &Arc<InFlight>,
+    keys: &ThrottleKeys,
     limits: Limits,
     account: Option<&str>,
     ip: Option<IpAddr>,
@@ -468,7 +385,7 @@ pub(crate) async fn begin(
     };
     let mut pause = FIRST_RETRY_PAUSE;
     loop {
-        let refused = match try_begin(throttle, limits, account, ip, now()).await? {
+        let refused = match try_begin(throttle, keys, limits, account, ip, now()).await? {
             Ok(mut attempt) => {
                 for (key, _, _) in attempt.account.iter().chain(attempt.address.iter()) {
                     inflight.admit(key);
@@ -511,6 +428,7 @@ pub(crate) async fn begin(
 /// is no failure). The refused hit itself stays; [`begin`] decides.
 async fn try_begin(
     throttle: &Arc<dyn LoginThrottle>,
+    keys: &ThrottleKeys,
     limits: Limits,
     account: Option<&str>,
     ip: Option<IpAddr>,
@@ -525,7 +443,7 @@ async fn try_begin(
         turn: None,
     };
     if let Some(ip) = ip.filter(|_| limits.per_address > 0) {
-        let key = ThrottleKey::address(ip);
+        let key = keys.address(ip);
         let window = throttle.hit(&key, limits.window_secs, now).await?;
         if window.attempts > u64::from(limits.per_address) {
             return Ok(Err(Refused {
@@ -538,7 +456,7 @@ async fn try_begin(
         attempt.address = Some((key, window, limits.per_address));
     }
     if let Some(name) = account.filter(|_| limits.per_account > 0) {
-        let key = ThrottleKey::account(name);
+        let key = keys.account(name);
         let window = match throttle.hit(&key, limits.window_secs, now).await {
             Ok(window) => window,
             Err(err) => {
@@ -585,50 +503,6 @@ impl Refused {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_are_short_ascii_and_kind_tagged() {
-        for key in [
-            ThrottleKey::account(""),
-            ThrottleKey::account(&"x".repeat(10_000)),
-            ThrottleKey::account("a:b*?[c] \u{0}\n"),
-            ThrottleKey::address("127.0.0.1".parse().unwrap()),
-            ThrottleKey::address("::1".parse().unwrap()),
-        ] {
-            assert!(key.as_str().len() <= ThrottleKey::MAX_LEN, "{key}");
-            assert!(
-                key.as_str()
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b':'),
-                "{key}"
-            );
-        }
-        // An address never collides with an account of the same bytes.
-        assert_ne!(
-            ThrottleKey::account("\u{7f}\0\0\u{1}"),
-            ThrottleKey::address("127.0.0.1".parse().unwrap())
-        );
-    }
-
-    #[test]
-    fn names_are_normalised_like_the_login() {
-        assert_eq!(ThrottleKey::account("ADA"), ThrottleKey::account("ada"));
-        // Full-width letters are their plain forms under NFKC.
-        assert_eq!(
-            ThrottleKey::account("\u{ff41}da"),
-            ThrottleKey::account("ada")
-        );
-        assert_ne!(ThrottleKey::account("ada "), ThrottleKey::account("ada"));
-    }
-
-    #[test]
-    fn addresses_group_ipv6_by_64_and_unmap_ipv4() {
-        let key = |s: &str| ThrottleKey::address(s.parse().unwrap());
-        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
-        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
-        assert_eq!(key("2001:db8:0:1::1"), key("2001:db8:0:1:ffff::9"));
-        assert_ne!(key("2001:db8:0:1::1"), key("2001:db8:0:2::1"));
-    }
 
     #[test]
     fn retry_after_is_at_least_a_second() {

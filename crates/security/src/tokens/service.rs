@@ -15,8 +15,8 @@ use crate::error::{Error, InvalidTokenReason, Result, StoreError};
 use crate::metrics::{LoginOutcome, Recorder, RefreshOutcome, RevocationKind};
 use crate::password::PasswordHasher;
 use crate::throttle::{
-    self, InFlight, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKey, TimeoutThrottle,
-    Turns,
+    self, InFlight, LoginAttempt, LoginThrottle, MemoryLoginThrottle, ThrottleKeys,
+    TimeoutThrottle, Turns,
 };
 use crate::tokens::claims::{Audience, Claims, RESERVED_CLAIMS, TokenType};
 use crate::tokens::jwt::JwtCodec;
@@ -62,6 +62,8 @@ struct Inner {
     passwords: PasswordHasher,
     /// The login throttle, behind the store timeout.
     throttle: Arc<dyn LoginThrottle>,
+    /// What the throttle counts usernames and addresses under.
+    throttle_keys: ThrottleKeys,
     /// The login attempts admitted by `throttle` here and not yet decided.
     inflight: Arc<InFlight>,
     /// Each account's turn to have a password checked, here.
@@ -206,6 +208,7 @@ impl Security {
             config.store_timeout(),
             metrics.clone(),
         ));
+        let throttle_keys = config.login_throttle_keys();
         let view = match config.validation_mode() {
             ValidationMode::Strict => None,
             ValidationMode::Synced => Some(start_view(&config, store.as_ref())?),
@@ -228,6 +231,7 @@ impl Security {
                 store,
                 passwords,
                 throttle,
+                throttle_keys,
                 inflight: Arc::new(InFlight::default()),
                 turns: Arc::new(Turns::default()),
                 metrics,
@@ -268,6 +272,7 @@ impl Security {
                 store: Arc::clone(&self.inner.store),
                 passwords: self.inner.passwords.clone(),
                 throttle,
+                throttle_keys: self.inner.throttle_keys.clone(),
                 inflight: Arc::new(InFlight::default()),
                 turns: Arc::new(Turns::default()),
                 metrics: self.inner.metrics.clone(),
@@ -305,9 +310,34 @@ impl Security {
         &self.inner.throttle
     }
 
+    /// What the login throttle counts usernames and addresses under, and
+    /// what its log lines name them by (`throttle_key`): to find one
+    /// account's refusals in the log, look for
+    /// `security.throttle_keys().account(name)`. Keyed with a secret
+    /// unless a key file is used without `LOGIN_THROTTLE_SECRET`
+    /// ([`SecurityConfigBuilder::login_throttle_secret`](crate::SecurityConfigBuilder::login_throttle_secret)).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use fastcore_security::{MemoryTokenStore, Security, SecurityConfig, ThrottleKey};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .secret("an-example-secret-that-is-at-least-32-bytes")
+    ///     .build()
+    ///     .unwrap();
+    /// let security = Security::new(config, Arc::new(MemoryTokenStore::new())).unwrap();
+    /// assert!(security.throttle_keys().is_keyed());
+    /// assert_ne!(security.throttle_keys().account("ada"), ThrottleKey::account("ada"));
+    /// ```
+    pub fn throttle_keys(&self) -> &ThrottleKeys {
+        &self.inner.throttle_keys
+    }
+
     /// Counts a login attempt against the throttle, **before** the
     /// password is checked: per account (the `username`, hashed into a
-    /// [`ThrottleKey`]) and per client address (`ip`, if known), with the
+    /// [`ThrottleKey`](crate::ThrottleKey), see
+    /// [`throttle_keys`](Self::throttle_keys)) and per client address
+    /// (`ip`, if known), with the
     /// configured limits and window (see [`SecurityConfigBuilder::login_max_failures_per_account`](crate::SecurityConfigBuilder::login_max_failures_per_account)).
     /// [`auth_router`](crate::auth_router)'s login does this for you.
     ///
@@ -373,6 +403,7 @@ impl Security {
         let begun = throttle::begin(
             &self.inner.throttle,
             &self.inner.inflight,
+            &self.inner.throttle_keys,
             limits,
             Some(username),
             ip,
@@ -388,7 +419,7 @@ impl Security {
                 let key = attempt
                     .account_key()
                     .cloned()
-                    .unwrap_or_else(|| ThrottleKey::account(username));
+                    .unwrap_or_else(|| self.inner.throttle_keys.account(username));
                 attempt.turn = Some(self.inner.turns.take(key).await);
                 Ok(attempt)
             }
@@ -519,7 +550,7 @@ impl Security {
         Ok(self
             .inner
             .throttle
-            .reset(&ThrottleKey::account(username))
+            .reset(&self.inner.throttle_keys.account(username))
             .await?)
     }
 
