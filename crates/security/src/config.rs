@@ -299,7 +299,9 @@ impl SecurityConfig {
             )?;
             b = b.login_throttle_window(Duration::from_secs(secs));
         }
-        if let Some(v) = get("LOGIN_THROTTLE_SECRET") {
+        // Set but blank is refused by `build`, not taken for unset: a
+        // template that fills in nothing must not quietly unkey the hashes.
+        if let Some(v) = lookup("LOGIN_THROTTLE_SECRET") {
             b = b.login_throttle_secret(v);
         }
         if let Some(v) = get("JWT_VALIDATION_MODE") {

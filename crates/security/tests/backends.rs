@@ -369,6 +369,33 @@ mod postgres {
             .await;
     }
 
+    /// A database that does not exist: the server's reason, without the
+    /// line of PostgreSQL's C source it used to end in ("at line 948").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_missing_database_is_reported_in_the_servers_words() {
+        // Only to learn whether a server is there (and skip if not).
+        let Some(db) = databases::postgres().await else {
+            return;
+        };
+        let base = db.url().split('?').next().unwrap();
+        let (server, _database) = base.rsplit_once('/').unwrap();
+        let url = format!("{server}/fastcore_no_such_database");
+        let Err(err) = connect_store(&url).await else {
+            panic!("connected to a database that does not exist");
+        };
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            chain.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        assert!(
+            chain.contains("database \"fastcore_no_such_database\" does not exist"),
+            "{chain}"
+        );
+        assert!(!chain.contains(" at line "), "{chain}");
+    }
+
     /// The health check reads the token table: a server that answers but
     /// has lost the table (dropped, an empty database restored in its
     /// place) fails every request, so it is not healthy either.

@@ -455,6 +455,19 @@ fn a_short_login_throttle_secret_is_refused_without_echoing_it() {
     assert!(msg.contains("LOGIN_THROTTLE_SECRET"), "{msg}");
     assert!(msg.contains("at least 32"), "{msg}");
     assert!(!msg.contains(short), "{msg}");
+    // Set but blank is no secret at all, not "unset": a deployment
+    // template that fills in nothing must not end up unkeyed.
+    for blank in ["", "   "] {
+        let msg = config_error(
+            SecurityConfig::builder_from_lookup(lookup(&[
+                ("JWT_SECRET_KEY", TEST_SECRET),
+                ("LOGIN_THROTTLE_SECRET", blank),
+            ]))
+            .unwrap()
+            .build(),
+        );
+        assert!(msg.contains("LOGIN_THROTTLE_SECRET"), "{msg}");
+    }
     let config = config_builder()
         .login_throttle_secret("a-throttle-secret-of-at-least-32-bytes!!")
         .build()

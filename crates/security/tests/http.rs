@@ -908,6 +908,28 @@ async fn a_body_that_cannot_be_read_is_a_bad_request() {
     }
 }
 
+/// A body whose `Content-Length` is over the limit is refused at once, not
+/// after waiting (until the server's body timeout) for bytes it would
+/// refuse anyway.
+#[tokio::test]
+async fn a_declared_oversize_body_is_refused_without_waiting_for_it() {
+    let app = app();
+    for uri in ["/auth/login", "/auth/refresh"] {
+        // Declares 20 000 bytes and never sends one.
+        let never = futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>();
+        let req = Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, "20000")
+            .body(Body::from_stream(never))
+            .unwrap();
+        // Not a speed figure: only a bound that turns a hang into a failure.
+        let res = tokio::time::timeout(std::time::Duration::from_secs(30), send(&app.router, req))
+            .await
+            .unwrap_or_else(|_| panic!("{uri}: still waiting for the body"));
+        assert_problem(&res, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    }
+}
+
 // ------------------------------------------------- rotation and sessions
 
 fn delete(uri: &str, bearer: &str) -> Request<Body> {

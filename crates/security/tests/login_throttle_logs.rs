@@ -97,6 +97,13 @@ async fn failed_logins_log_a_hash_never_the_username() {
     let keys = security.throttle_keys();
     assert!(keys.is_keyed());
     assert!(log.contains(keys.account(name).as_str()), "{log}");
+    // Written alike on every line (unquoted), so one search finds them all.
+    assert!(!log.contains("throttle_key=\""), "{log}");
+    let failures = format!(
+        "login refused: invalid credentials throttle_key={}",
+        keys.account(name)
+    );
+    assert!(log.contains(&failures), "{log}");
     assert!(
         log.contains(keys.address(ip.parse().unwrap()).as_str()),
         "{log}"

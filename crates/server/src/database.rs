@@ -70,6 +70,19 @@ fn open_error(url: &str, err: fastcore_security::Error) -> anyhow::Error {
     let Some(file) = sqlite_file(url) else {
         return anyhow::Error::new(err).context("cannot open the database");
     };
+    if file.as_os_str().is_empty() {
+        return anyhow::anyhow!(
+            "the database URL names no SQLite file: give one, for example {DEFAULT_DATABASE_URL}"
+        );
+    }
+    if file.is_dir() {
+        return anyhow::anyhow!(
+            "cannot open the database file {}: it is a directory; name a file in it, for \
+             example sqlite://{}",
+            file.display(),
+            file.join("fastcore-security.db").display()
+        );
+    }
     let mut root: &(dyn std::error::Error + 'static) = &err;
     let mut cant_open = false;
     loop {

@@ -43,7 +43,7 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// ([`check_password`]).
 pub fn read_password(source: PasswordSource) -> anyhow::Result<SecretString> {
     let password = match source {
-        PasswordSource::Stdin => read_line(std::io::stdin().lock())?,
+        PasswordSource::Stdin => read_line(std::io::stdin().lock(), "the password")?,
         PasswordSource::Prompt => prompt_twice()?,
     };
     check_password(&password)?;
@@ -65,12 +65,13 @@ pub fn check_password(password: &SecretString) -> anyhow::Result<()> {
 }
 
 /// The first line of `input`, without its line ending (`\n` or `\r\n`).
-/// Nothing else is trimmed: spaces may be part of a password.
-pub fn read_line(mut input: impl BufRead) -> anyhow::Result<SecretString> {
+/// Nothing else is trimmed: spaces may be part of a password. `what` (a
+/// password, the token) names it in the error.
+pub fn read_line(mut input: impl BufRead, what: &str) -> anyhow::Result<SecretString> {
     let mut line = String::new();
     input
         .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
+        .with_context(|| format!("cannot read {what} from standard input"))?;
     if line.ends_with('\n') {
         line.pop();
         if line.ends_with('\r') {
@@ -108,9 +109,20 @@ mod tests {
             (" spaced out \n", " spaced out "),
             ("first\nsecond\n", "first"),
         ] {
-            let got = read_line(input.as_bytes()).unwrap();
+            let got = read_line(input.as_bytes(), "the password").unwrap();
             assert_eq!(got.expose_secret(), expected, "{input:?}");
         }
+    }
+
+    #[test]
+    fn an_unreadable_line_is_named_for_what_was_read() {
+        let err = read_line(&b"\xff\xfe\n"[..], "the token").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("cannot read the token from standard input"),
+            "{text}"
+        );
+        assert!(!text.contains("password"), "{text}");
     }
 
     #[test]

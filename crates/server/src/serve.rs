@@ -342,19 +342,19 @@ fn config_from_env(database_url: &str, args: &ServeArgs) -> anyhow::Result<Secur
     }
     let production =
         Environment::from_lookup(|name| std::env::var(name).ok()) == Environment::Production;
+    if demo && production {
+        anyhow::bail!(
+            "--demo is not allowed when the environment is production ({} says so); \
+             add users with `fastcore-security users add`",
+            Environment::VARIABLES.join("/")
+        );
+    }
     let suggest_demo = !builder.has_secret() && !builder.has_keys() && !demo && !production;
     let config = builder
         .database_url(database_url)
         .generate_development_secret(demo)
         .build();
     match config {
-        Ok(config) if demo && config.environment() == Environment::Production => {
-            anyhow::bail!(
-                "--demo is not allowed when the environment is production ({} says so); \
-                 add users with `fastcore-security users add`",
-                Environment::VARIABLES.join("/")
-            )
-        }
         Ok(config) => Ok(config),
         Err(err) if suggest_demo => Err(anyhow::anyhow!(
             "{err} (or try it out with `fastcore-security serve --demo`, which uses a \
@@ -438,6 +438,7 @@ fn existing_users_notice(database_url: &str) -> String {
          \n\
          Lost it? Add a user of your own:\n\
          \x20   fastcore-security users add NAME{option}\n\
+         (from a source checkout: cargo run --release -- users add NAME{option})\n\
          or start over with an empty database (this deletes every user and token):\n\
          {start_over}\n\
          {rule}\n"
@@ -526,6 +527,10 @@ mod tests {
         assert!(notice.contains("already has users"), "{notice}");
         assert!(
             notice.contains("    fastcore-security users add NAME\n"),
+            "{notice}"
+        );
+        assert!(
+            notice.contains("cargo run --release -- users add NAME)\n"),
             "{notice}"
         );
         assert!(notice.contains("delete fastcore-security.db"), "{notice}");

@@ -722,6 +722,38 @@ fn an_unopenable_database_names_the_file_and_the_likely_cause_once() {
     assert!(!missing_dir.exists());
 }
 
+/// A `sqlite:` URL without a file, or naming a directory, says so (it used
+/// to print an empty name, or blame the directory's permissions).
+#[test]
+fn a_sqlite_url_without_a_file_or_naming_a_directory_says_so() {
+    let temp = TempDb::new();
+    let dir = temp.dir.path().join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    for (url, expected) in [
+        (
+            "sqlite://".to_owned(),
+            "error: the database URL names no SQLite file: give one, for example \
+             sqlite://fastcore-security.db"
+                .to_owned(),
+        ),
+        (
+            format!("sqlite://{}", dir.display()),
+            format!(
+                "error: cannot open the database file {}: it is a directory; name a file in \
+                 it, for example sqlite://{}/fastcore-security.db",
+                dir.display(),
+                dir.display()
+            ),
+        ),
+    ] {
+        let mut command = binary(temp.dir.path());
+        command.args(["users", "list"]).env("DATABASE_URL", &url);
+        let out = run(command, None);
+        assert_eq!(out.status.code(), Some(1), "{url}: {out:?}");
+        assert_eq!(out.stderr.trim_end(), expected, "{url}: {out:?}");
+    }
+}
+
 // ------------------------------------------------------------ CLI polish
 
 /// Every command path of the binary, from clap's own description of it.

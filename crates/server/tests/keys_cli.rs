@@ -262,6 +262,29 @@ fn a_broken_key_file_is_reported_not_overwritten() {
     assert_eq!(std::fs::read_to_string(&file).unwrap(), broken);
 }
 
+/// `keys list` shows a file `serve` would refuse, then fails with the
+/// reason `serve` gives (it used to exit 0 on a 5-byte HS256 secret).
+#[test]
+fn keys_list_fails_on_a_file_serve_would_refuse() {
+    let temp = TempDb::new();
+    let dir = temp.dir.path();
+    let file = key_file(&temp);
+    // "short" in base64: 5 bytes, where HS256 needs 32.
+    let short = "{\"keys\": [{\"kid\": \"tiny\", \"alg\": \"HS256\", \"status\": \"active\", \
+                 \"secret_base64\": \"c2hvcnQ=\"}]}";
+    std::fs::write(&file, short).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    for args in [&["list"][..], &["list", "--json"][..]] {
+        let out = keys(dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(out.stdout.contains("tiny"), "listed first: {out:?}");
+        assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+        assert!(out.stderr.contains("keys.json"), "{out:?}");
+        assert!(out.stderr.contains("5 bytes"), "{out:?}");
+        assert!(!out.stderr.contains("c2hvcnQ"), "{out:?}");
+    }
+}
+
 // ------------------------------------------------------------------- serve
 
 fn serve(temp: &TempDb, keys_file: &Path) -> std::process::Command {

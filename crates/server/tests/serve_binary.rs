@@ -79,7 +79,10 @@ fn demo_mode_is_refused_in_production() {
         command.arg("--demo").env(variable, "production");
         let out = run(command, None);
         assert_eq!(out.status.code(), Some(1), "{variable}: {out:?}");
-        assert!(out.stderr.contains("production"), "{out:?}");
+        // Straight to the point: not "set JWT_SECRET_KEY", which would
+        // only lead to this refusal next.
+        assert!(out.stderr.contains("--demo is not allowed"), "{out:?}");
+        assert!(!out.stderr.contains("Set JWT_SECRET_KEY"), "{out:?}");
         assert!(!out.stdout.contains("password"), "{out:?}");
     }
     // Not even with a real secret: a production server gets no demo user.

@@ -27,10 +27,25 @@ fn kind_of(headers: &HeaderMap) -> Option<BodyKind> {
 }
 
 /// Reads the whole body, refusing more than [`MAX_AUTH_BODY_BYTES`]
-/// (413). A body that cannot be read (a malformed chunk, a connection
-/// closed before `Content-Length` bytes came) is a bad request (400), not
-/// a large one.
-pub(crate) async fn read_limited(body: Body) -> Result<axum::body::Bytes, AuthRejection> {
+/// (413): at once, unread, when `Content-Length` (or the body's own size)
+/// already says so, instead of waiting for bytes that would be refused.
+/// A body that cannot be read (a malformed chunk, a connection closed
+/// before `Content-Length` bytes came) is a bad request (400), not a
+/// large one.
+pub(crate) async fn read_limited(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, AuthRejection> {
+    use axum::body::HttpBody as _;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let limit = MAX_AUTH_BODY_BYTES as u64;
+    if declared > limit || body.size_hint().lower() > limit {
+        return Err(AuthRejection::BodyTooLarge);
+    }
     axum::body::to_bytes(body, MAX_AUTH_BODY_BYTES)
         .await
         .map_err(|err| {

@@ -159,7 +159,7 @@ pub(crate) async fn explicit_refresh_token(
 ) -> Result<Option<String>, AuthRejection> {
     refuse_secrets_in_query(parts)?;
     if has_body(&parts.headers) {
-        let bytes = read_limited(body).await?;
+        let bytes = read_limited(&parts.headers, body).await?;
         if !bytes.is_empty() {
             let body: RefreshRequest = parse(&parts.headers, &bytes, "a refresh_token field")?;
             if let Some(grant) = body.grant_type.as_deref()

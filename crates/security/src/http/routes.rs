@@ -299,7 +299,7 @@ where
         // Login CSRF: another site must not log the browser into its account.
         cookies.check_login_origin(&parts.headers)?;
     }
-    let bytes = read_limited(body).await?;
+    let bytes = read_limited(&parts.headers, body).await?;
     let body: LoginRequest = parse(&parts.headers, &bytes, "username and password fields")?;
     drop(bytes);
     if body.grant_type.as_deref().is_some_and(|g| g != "password") {
@@ -337,7 +337,7 @@ where
     let Some(user) = user.filter(|u| state.users.is_active(u)) else {
         // The hashed key only: never the username of a failed login.
         tracing::info!(
-            throttle_key = attempt.account_key().map(|k| k.as_str()),
+            throttle_key = attempt.account_key().map(tracing::field::display),
             "login refused: invalid credentials"
         );
         // The count is final at once (concurrent attempts see it); the

@@ -161,8 +161,18 @@ pub fn retire(path: &Path, kid: &str) -> anyhow::Result<()> {
 }
 
 /// `keys list`: one line per key, never the key itself; with `json`, a
-/// JSON array of `{kid, alg, status, created_at, kind}`.
+/// JSON array of `{kid, alg, status, created_at, kind}`. Then the checks
+/// `serve` makes: a file it would refuse (a short secret, no active key)
+/// fails here too, after the listing, with the same one-line reason.
 pub fn list(path: &Path, json: bool) -> anyhow::Result<()> {
+    print_list(path, json)?;
+    if !load_existing(path)?.keys.is_empty() {
+        fastcore_security::KeySet::from_file(path)?;
+    }
+    Ok(())
+}
+
+fn print_list(path: &Path, json: bool) -> anyhow::Result<()> {
     let file = load_existing(path)?;
     warn_if_readable_by_others(path);
     if json {

@@ -46,7 +46,7 @@ fn token_from_argument(argument: &str) -> anyhow::Result<String> {
             // A prompt only: a closed standard error changes nothing.
             let _ = writeln!(std::io::stderr(), "Paste the token and press Enter:");
         }
-        read_line(std::io::stdin().lock())?
+        read_line(std::io::stdin().lock(), "the token")?
             .expose_secret()
             .to_owned()
     } else {

@@ -158,7 +158,15 @@ pub(super) async fn server_pool<DB: sqlx::Database>(
     )
     .await
     .map_err(|_| StoreError::new("connect", "the server did not answer within 5 s"))?
-    .map_err(|e| StoreError::new("connect", e))?;
+    .map_err(|e| match e {
+        // The server's own words, without what PostgreSQL's errors append
+        // (the line of its C source that raised them: noise to an operator).
+        sqlx::Error::Database(db) => StoreError::new(
+            "connect",
+            format!("error returned from database: {}", db.message()),
+        ),
+        e => StoreError::new("connect", e),
+    })?;
     let _ = sqlx::Connection::close(first).await;
     Ok(pool)
 }
