@@ -676,17 +676,19 @@ impl SecurityConfigBuilder {
         self.login_throttle_window = Some(window);
         self
     }
-    /// The secret the login throttle keys usernames and client addresses
-    /// with (`LOGIN_THROTTLE_SECRET`; at least 32 bytes, the same on every
-    /// instance that shares the counts), so the keys in the throttle's
-    /// table and in log lines tell nothing to whoever reads them without
-    /// it (see [`ThrottleKeys`]).
+    /// The secret the login throttle's keys of usernames and client
+    /// addresses are derived from (`LOGIN_THROTTLE_SECRET`; at least 32
+    /// bytes, not only spaces, the same on every instance that shares the
+    /// counts): they are HMAC-SHA-256 under `HMAC(secret, "fastcore-security
+    /// login throttle key")`, so the keys in the throttle's table and in
+    /// log lines tell nothing to whoever reads them without it (see
+    /// [`ThrottleKeys`]).
     ///
-    /// Unset, the keys are keyed with a secret derived from the signing
-    /// secret ([`secret`](Self::secret)); with a key file there is no
-    /// single secret to derive from, and the keys are unkeyed: set this
-    /// then. Changing it (or the signing secret it is derived from)
-    /// starts every count over.
+    /// Unset, the key is derived from the signing secret
+    /// ([`secret`](Self::secret)) the same way; with a key file there is
+    /// no single secret to derive from, and the keys are unkeyed: set this
+    /// then. Changing it, or the signing secret it is derived from when it
+    /// is unset, starts every count over.
     pub fn login_throttle_secret(mut self, secret: impl Into<String>) -> Self {
         self.login_throttle_secret = Some(SecretString::from(secret.into()));
         self
@@ -889,6 +891,12 @@ impl SecurityConfigBuilder {
         let login_throttle_secret = self.login_throttle_secret.take();
         if let Some(secret) = &login_throttle_secret {
             let len = secret.expose_secret().len();
+            if secret.expose_secret().trim().is_empty() {
+                return Err(Error::config(
+                    "LOGIN_THROTTLE_SECRET is blank; give at least 32 random bytes (for \
+                     example the output of `openssl rand -base64 32`) or unset it",
+                ));
+            }
             if len < MIN_THROTTLE_SECRET_BYTES {
                 return Err(Error::config(format!(
                     "LOGIN_THROTTLE_SECRET is {len} bytes long; it needs at least \

@@ -390,7 +390,7 @@ mod postgres {
             source = cause.source();
         }
         assert!(
-            chain.contains("database \"fastcore_no_such_database\" does not exist"),
+            chain.contains("database \"fastcore_no_such_database\" does not exist (3D000)"),
             "{chain}"
         );
         assert!(!chain.contains(" at line "), "{chain}");

@@ -457,7 +457,8 @@ fn a_short_login_throttle_secret_is_refused_without_echoing_it() {
     assert!(!msg.contains(short), "{msg}");
     // Set but blank is no secret at all, not "unset": a deployment
     // template that fills in nothing must not end up unkeyed.
-    for blank in ["", "   "] {
+    let long_blank = " ".repeat(40);
+    for blank in ["", "   ", long_blank.as_str()] {
         let msg = config_error(
             SecurityConfig::builder_from_lookup(lookup(&[
                 ("JWT_SECRET_KEY", TEST_SECRET),

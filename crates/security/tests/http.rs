@@ -928,6 +928,23 @@ async fn a_declared_oversize_body_is_refused_without_waiting_for_it() {
             .unwrap_or_else(|_| panic!("{uri}: still waiting for the body"));
         assert_problem(&res, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
     }
+    // Exactly the limit, declared and streamed: read and checked as usual.
+    let skeleton = json!({"username": "ada", "password": ""}).to_string();
+    let body =
+        json!({"username": "ada", "password": "p".repeat(16 * 1024 - skeleton.len())}).to_string();
+    assert_eq!(body.len(), 16 * 1024);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body
+        .into_bytes()
+        .chunks(1000)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let req = Request::post("/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, (16 * 1024).to_string())
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    let res = send(&app.router, req).await;
+    assert_bare_challenge(&res, "invalid_credentials");
 }
 
 // ------------------------------------------------- rotation and sessions

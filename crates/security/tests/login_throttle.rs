@@ -651,6 +651,13 @@ async fn the_shared_store_counts_under_keyed_keys() {
         .unwrap()
         .as_secs() as i64;
     let keys = security.throttle_keys();
+    // A handle counting elsewhere still counts under the same keys.
+    let elsewhere =
+        security.with_login_throttle(Arc::new(fastcore_security::MemoryLoginThrottle::new()));
+    assert_eq!(
+        elsewhere.throttle_keys().account("ada"),
+        keys.account("ada")
+    );
     let ip: IpAddr = IP.parse().unwrap();
     for (key, before) in [
         (keys.account("ada"), 2),

@@ -665,6 +665,21 @@ Exits 1 for an unknown user.")]
         /// The login name.
         username: String,
     },
+    /// Forget a user's failed logins, so a throttled account can log in
+    /// again before its window ends.
+    #[command(after_help = "\
+Example:
+  JWT_SECRET_KEY=... fastcore-security users unlock ada
+
+The throttle counts under keyed hashes of the names, so this needs the secret
+the server runs with: its JWT_SECRET_KEY, or its LOGIN_THROTTLE_SECRET (with a
+key file). Prints the key it cleared, which is how the log names the account
+(throttle_key=...). The client address's own count is left alone. Exits 1 for
+an unknown user or a missing secret.")]
+    Unlock {
+        /// The login name.
+        username: String,
+    },
 }
 
 /// `token ...`

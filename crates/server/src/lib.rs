@@ -90,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     commands::users::disable(&db, &username).await
                 }
                 UsersCommand::Enable { username } => commands::users::enable(&db, &username).await,
+                UsersCommand::Unlock { username } => commands::users::unlock(&db, &username).await,
             }
         }
         Command::Token(TokenCommand::Inspect { token, json }) => {

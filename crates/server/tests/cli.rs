@@ -722,6 +722,47 @@ fn an_unopenable_database_names_the_file_and_the_likely_cause_once() {
     assert!(!missing_dir.exists());
 }
 
+/// `users unlock` clears the count the server keeps under its keyed hash of
+/// the name (any spelling the login accepts), and prints that key; without
+/// the server's secret it cannot know the key, and says so.
+#[tokio::test]
+async fn users_unlock_clears_the_accounts_throttle_count() {
+    let temp = TempDb::new();
+    assert!(add_user(&temp, "Ada", &format!("{PASSWORD}\n")).success());
+    let store = fastcore_security::connect_store(&temp.url()).await.unwrap();
+    let security = fastcore_security::Security::new(config(&temp.url()), store.clone()).unwrap();
+    let key = security.throttle_keys().account("ada");
+    let throttle = store.login_throttle().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for _ in 0..5 {
+        throttle.hit(&key, 900, now).await.unwrap();
+    }
+
+    let out = admin(&temp, &["users", "unlock", "ada"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("JWT_SECRET_KEY"), "{out:?}");
+    assert_eq!(throttle.hit(&key, 900, now).await.unwrap().attempts, 6);
+
+    let mut command = on_db(&temp, &["users", "unlock", "ADA"]);
+    command.env("JWT_SECRET_KEY", SECRET);
+    let out = run(command, None);
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains(&format!("throttle_key={key}")),
+        "{out:?}"
+    );
+    assert_eq!(throttle.hit(&key, 900, now).await.unwrap().attempts, 1);
+
+    let mut command = on_db(&temp, &["users", "unlock", "nobody"]);
+    command.env("JWT_SECRET_KEY", SECRET);
+    let out = run(command, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("no user named \"nobody\""), "{out:?}");
+}
+
 /// A `sqlite:` URL without a file, or naming a directory, says so (it used
 /// to print an empty name, or blame the directory's permissions).
 #[test]

@@ -303,6 +303,39 @@ fn serve(temp: &TempDb, keys_file: &Path) -> std::process::Command {
     command
 }
 
+/// With a key file there is no signing secret to key the throttle's
+/// hashes with: `serve` warns and says `keyed=false` until
+/// LOGIN_THROTTLE_SECRET is set.
+#[test]
+fn serve_with_a_key_file_warns_until_the_throttle_has_a_secret() {
+    let temp = TempDb::new();
+    assert!(keys(temp.dir.path(), &["generate", "--kid", "k"]).success());
+    for throttle_secret in [None, Some("a-throttle-secret-of-at-least-32-bytes!!")] {
+        let mut command = serve(&temp, &key_file(&temp));
+        if let Some(secret) = throttle_secret {
+            command.env("LOGIN_THROTTLE_SECRET", secret);
+        }
+        let mut server = Running::spawn(command);
+        server.wait_until_listening();
+        let line = server.wait_for(Stream::Stderr, |l| l.contains("keyed="));
+        let warnings =
+            server.lines_matching(Stream::Stderr, |l| l.contains("set LOGIN_THROTTLE_SECRET"));
+        assert!(server.terminate().success(), "{}", server.captured());
+        match throttle_secret {
+            None => {
+                assert!(line.contains("keyed=false"), "{line}");
+                assert_eq!(warnings.len(), 1, "{}", server.captured());
+                assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+            }
+            Some(secret) => {
+                assert!(line.contains("keyed=true"), "{line}");
+                assert!(warnings.is_empty(), "{warnings:?}");
+                assert!(!server.captured().contains(secret));
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn serve_signs_with_the_active_key_and_publishes_the_public_keys() {
     let temp = TempDb::new();

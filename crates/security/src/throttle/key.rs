@@ -16,9 +16,10 @@ use unicode_normalization::UnicodeNormalization as _;
 /// hash), safe in a Redis key name, a SQL column and a log line.
 ///
 /// [`ThrottleKey::account`] and [`ThrottleKey::address`] are *unkeyed*: a
-/// guessed name can be confirmed against them. [`Security`](crate::Security)
-/// makes its keys with [`ThrottleKeys`], keyed with a secret when it has
-/// one ([`Security::throttle_keys`](crate::Security::throttle_keys)).
+/// guessed name can be confirmed against them, and they are **not** what
+/// a [`Security`](crate::Security) with a secret counts under. To reach
+/// its counts (to reset one, say), make keys with
+/// [`Security::throttle_keys`](crate::Security::throttle_keys).
 ///
 /// ```
 /// use fastcore_security::ThrottleKey;

@@ -209,6 +209,15 @@ impl Security {
             metrics.clone(),
         ));
         let throttle_keys = config.login_throttle_keys();
+        let throttled = config.login_max_failures_per_account() > 0
+            || config.login_max_failures_per_address() > 0;
+        if throttled && !throttle_keys.is_keyed() {
+            tracing::warn!(
+                "the login throttle's hashes of usernames and addresses are unkeyed (a key \
+                 file and no LOGIN_THROTTLE_SECRET): whoever reads the throttle table or the \
+                 log can confirm a guessed username against them; set LOGIN_THROTTLE_SECRET"
+            );
+        }
         let view = match config.validation_mode() {
             ValidationMode::Strict => None,
             ValidationMode::Synced => Some(start_view(&config, store.as_ref())?),

@@ -1,6 +1,6 @@
-//! `fastcore-security users add|list|disable|enable`: the built-in users.
+//! `fastcore-security users add|list|disable|enable|unlock`: the built-in users.
 
-use fastcore_security::{PasswordHasher, PasswordPolicy};
+use fastcore_security::{PasswordHasher, PasswordPolicy, Security, SecurityConfig, ValidationMode};
 use secrecy::ExposeSecret as _;
 
 use crate::clock;
@@ -110,6 +110,38 @@ pub async fn enable(db: &Database, username: &str) -> anyhow::Result<()> {
         .await?
         .ok_or_else(|| no_such_user(username))?;
     outln!("enabled user {:?}", user.username)?;
+    Ok(())
+}
+
+/// Forgets the failed logins counted against `username`'s account, under
+/// the keys the server computes from the same secrets (see the command's
+/// help), and prints that key.
+pub async fn unlock(db: &Database, username: &str) -> anyhow::Result<()> {
+    let user = db
+        .users()
+        .find_by_username(username)
+        .await?
+        .ok_or_else(|| no_such_user(username))?;
+    let config = SecurityConfig::builder_from_env()?
+        // Nothing to validate here: no revocation view to keep.
+        .validation_mode(ValidationMode::Strict)
+        .build()
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "{err}; `users unlock` needs the secret the server runs with \
+                 (JWT_SECRET_KEY, or LOGIN_THROTTLE_SECRET with a key file): the login \
+                 throttle's keys are derived from it"
+            )
+        })?;
+    let security = Security::new(config, db.token_store())?;
+    // The name the login counts under: the stored one, which the login's
+    // own normalisation maps every accepted spelling to.
+    security.clear_login_failures(&user.username).await?;
+    outln!(
+        "cleared the failed logins of {:?} (throttle_key={})",
+        user.username,
+        security.throttle_keys().account(&user.username)
+    )?;
     Ok(())
 }
 

@@ -159,11 +159,15 @@ pub(super) async fn server_pool<DB: sqlx::Database>(
     .await
     .map_err(|_| StoreError::new("connect", "the server did not answer within 5 s"))?
     .map_err(|e| match e {
-        // The server's own words, without what PostgreSQL's errors append
-        // (the line of its C source that raised them: noise to an operator).
+        // The server's own words and code, without what PostgreSQL's errors
+        // append (the line of its C source that raised them: noise to an
+        // operator).
         sqlx::Error::Database(db) => StoreError::new(
             "connect",
-            format!("error returned from database: {}", db.message()),
+            match db.code() {
+                Some(code) => format!("error returned from database: {} ({code})", db.message()),
+                None => format!("error returned from database: {}", db.message()),
+            },
         ),
         e => StoreError::new("connect", e),
     })?;
