@@ -47,6 +47,17 @@ fn assert_revoked<T>(result: fastcore_security::Result<T>, what: &str) {
 }
 
 /// `url` with its scheme replaced (`postgres:` -> `postgresql:`...).
+/// An error and its sources, as one line (what an operator would read).
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    chain
+}
+
 fn with_scheme(url: &str, scheme: &str) -> String {
     let (_, rest) = url.split_once(':').unwrap();
     format!("{scheme}:{rest}")
@@ -289,12 +300,7 @@ mod scenario {
         );
         // The driver's reason reaches the operator, not just "pool timed out".
         if let Err(err) = &connected {
-            let mut chain = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                chain.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
+            let chain = super::error_chain(err);
             assert!(
                 chain.to_ascii_lowercase().contains("refused"),
                 "{url}: {chain}"
@@ -383,12 +389,7 @@ mod postgres {
         let Err(err) = connect_store(&url).await else {
             panic!("connected to a database that does not exist");
         };
-        let mut chain = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            chain.push_str(&format!(": {cause}"));
-            source = cause.source();
-        }
+        let chain = super::error_chain(&err);
         assert!(
             chain.contains("database \"fastcore_no_such_database\" does not exist (3D000)"),
             "{chain}"
